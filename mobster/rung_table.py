@@ -1,0 +1,127 @@
+"""Stateful rung bookkeeping for asynchronous successive halving, stopping or promotion.
+
+Used by schedulers that see results one at a time (Ray Tune, the simulator). The Optuna pruner
+does not need it: it recomputes rung contents from storage on every call.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Hashable, Set
+from typing import Literal
+
+from mobster import rungs as rung_rules
+
+Decision = Literal["continue", "stop", "pause", "complete"]
+
+
+class RungTable:
+    """Values recorded at each rung level, the bracket of every trial, and promotions.
+
+    Args:
+        levels: All rung levels, ascending, the last one the maximum resource.
+        reduction_factor: ``eta``.
+        promotion: ``False`` for the stopping rule, ``True`` to pause every trial at its rungs.
+        brackets: Number of Hyperband brackets to sample from (1 = plain ASHA).
+        seed: Seed of the bracket sampler.
+
+    Values are minimised. Rung data is shared across brackets, as in the reference.
+    """
+
+    def __init__(
+        self,
+        levels: list[int],
+        reduction_factor: float,
+        *,
+        promotion: bool = False,
+        brackets: int = 1,
+        seed: int | None = None,
+    ) -> None:
+        if brackets < 1:
+            raise ValueError(f"brackets must be >= 1, got {brackets}")
+        self.levels = list(levels)
+        self.reduction_factor = reduction_factor
+        self.promotion = promotion
+        self.brackets = min(brackets, len(self.levels))
+        self._rng = random.Random(seed)
+        self.values: dict[int, dict[Hashable, float]] = {level: {} for level in self.levels}
+        self.bracket_of: dict[Hashable, int] = {}
+        self.promoted: dict[int, set[Hashable]] = {level: set() for level in self.levels}
+
+    @property
+    def max_resource(self) -> int:
+        return self.levels[-1]
+
+    def add_trial(self, trial: Hashable, bracket: int | None = None) -> int:
+        """Register a trial; samples its bracket unless given. Idempotent."""
+        if trial not in self.bracket_of:
+            if bracket is None:
+                bracket = rung_rules.sample_bracket(self.levels, self.brackets, self._rng.random())
+            self.bracket_of[trial] = bracket
+        return self.bracket_of[trial]
+
+    def trial_levels(self, trial: Hashable) -> list[int]:
+        """The rung levels that apply to ``trial`` (those of its bracket)."""
+        return self.levels[self.add_trial(trial):]
+
+    def next_level(self, trial: Hashable, resource: int) -> int | None:
+        """The trial's next rung strictly above ``resource``."""
+        return rung_rules.next_level(self.trial_levels(trial), resource)
+
+    def on_result(self, trial: Hashable, resource: int, value: float) -> Decision:
+        """Record a result and decide. ``value`` must be minimised; non-finite values stop the trial.
+
+        A result is recorded at the highest rung the trial has reached and not recorded yet (so a
+        trial that reports every other epoch still fills its rungs). Between rungs the trial
+        continues.
+        """
+        if resource >= self.max_resource:
+            if math.isfinite(value):
+                self.values[self.max_resource][trial] = value
+            return "complete"
+        level = self._rung_reached(trial, resource)
+        if level is None:
+            return "stop" if not math.isfinite(value) else "continue"
+        if math.isfinite(value):
+            self.values[level][trial] = value
+        if self.promotion:
+            return "pause" if math.isfinite(value) else "stop"
+        if rung_rules.should_stop(value, list(self.values[level].values()), self.reduction_factor):
+            return "stop"
+        return "continue"
+
+    def _rung_reached(self, trial: Hashable, resource: int) -> int | None:
+        reached = [
+            level
+            for level in self.trial_levels(trial)[:-1]
+            if level <= resource and trial not in self.values[level]
+        ]
+        return reached[-1] if reached else None
+
+    def choose_promotion(self, paused: Set[Hashable]) -> Hashable | None:
+        """The paused trial to resume next, walking rungs from the top, or ``None``."""
+        for level in reversed(self.levels[:-1]):
+            candidates = {t for t in paused if self._last_level(t) == level}
+            if not candidates:
+                continue
+            trial = rung_rules.promotable_trial(
+                self.values[level], self.promoted[level], candidates, self.reduction_factor
+            )
+            if trial is not None:
+                return trial
+        return None
+
+    def mark_promoted(self, trial: Hashable) -> None:
+        """Remember that ``trial`` was resumed from its current rung."""
+        level = self._last_level(trial)
+        if level is not None:
+            self.promoted[level].add(trial)
+
+    def _last_level(self, trial: Hashable) -> int | None:
+        recorded = [level for level in self.levels[:-1] if trial in self.values[level]]
+        return recorded[-1] if recorded else None
+
+    def remove(self, trial: Hashable) -> None:
+        """Forget a trial's bracket (its recorded values stay: they still shape the rungs)."""
+        self.bracket_of.pop(trial, None)

@@ -1,0 +1,119 @@
+"""Rung levels, Hyperband brackets and the asynchronous successive-halving rules.
+
+Everything here is pure and deterministic: the functions take the values recorded at a rung and
+return a decision. The Optuna pruner recomputes rung contents from storage and calls these; the
+Ray Tune scheduler keeps them in a :class:`mobster.rung_table.RungTable`. All decisions are for
+*minimisation*; callers negate maximised metrics first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence, Set
+
+import numpy as np
+
+
+def validate_resources(min_resource: int, max_resource: int, reduction_factor: float) -> None:
+    """Raise ``ValueError`` naming the problem when the rung parameters make no sense."""
+    if not isinstance(min_resource, (int, np.integer)) or min_resource < 1:
+        raise ValueError(f"min_resource (grace_period) must be an integer >= 1, got {min_resource!r}")
+    if not isinstance(max_resource, (int, np.integer)) or max_resource < 1:
+        raise ValueError(f"max_resource (max_t) must be an integer >= 1, got {max_resource!r}")
+    if max_resource < min_resource:
+        raise ValueError(
+            f"max_resource (max_t) = {max_resource} is smaller than min_resource (grace_period) = {min_resource}"
+        )
+    if not math.isfinite(reduction_factor) or reduction_factor <= 1:
+        raise ValueError(f"reduction_factor must be > 1, got {reduction_factor!r}")
+
+
+def rung_levels(min_resource: int, max_resource: int, reduction_factor: float) -> list[int]:
+    """Rung levels ``round(min_resource * eta**k) < max_resource``, followed by ``max_resource``.
+
+    >>> rung_levels(1, 81, 3)
+    [1, 3, 9, 27, 81]
+    >>> rung_levels(1, 100, 3)
+    [1, 3, 9, 27, 81, 100]
+    """
+    validate_resources(min_resource, max_resource, reduction_factor)
+    levels: list[int] = []
+    k = 0
+    while True:
+        level = int(round(min_resource * reduction_factor**k))
+        if level >= max_resource:
+            break
+        if not levels or level > levels[-1]:
+            levels.append(level)
+        k += 1
+    levels.append(int(max_resource))
+    return levels
+
+
+def bracket_probabilities(levels: Sequence[int], num_brackets: int) -> np.ndarray:
+    """Hyperband's share of trials for brackets ``0 .. num_brackets-1``.
+
+    Bracket ``s`` starts at ``levels[s]``; ``P(s)`` is proportional to
+    ``(K+1) / ((K+1-s) * levels[s])`` with ``K = len(levels) - 1``, the number of trials that
+    synchronous Hyperband starts in that bracket per unit of resource.
+    """
+    if num_brackets < 1:
+        raise ValueError(f"brackets must be >= 1, got {num_brackets}")
+    num_brackets = min(num_brackets, len(levels))
+    top = len(levels)  # K + 1
+    weights = np.array([top / ((top - s) * levels[s]) for s in range(num_brackets)], dtype=float)
+    return weights / weights.sum()
+
+
+def sample_bracket(levels: Sequence[int], num_brackets: int, uniform: float) -> int:
+    """Bracket for a new trial, given a uniform draw in [0, 1) (a hash or an RNG draw)."""
+    cumulative = np.cumsum(bracket_probabilities(levels, num_brackets))
+    return int(min(np.searchsorted(cumulative, uniform, side="right"), len(cumulative) - 1))
+
+
+def continue_threshold(rung_values: Sequence[float], reduction_factor: float) -> float:
+    """The ``1/eta`` quantile of the values at a rung: values at or below it continue."""
+    finite = np.asarray([v for v in rung_values if math.isfinite(v)], dtype=float)
+    if finite.size == 0:
+        return math.inf
+    return float(np.quantile(finite, 1.0 / reduction_factor))
+
+
+def should_stop(value: float, rung_values: Sequence[float], reduction_factor: float) -> bool:
+    """The stopping rule: stop unless ``value`` is in the top ``1/eta`` of ``rung_values``.
+
+    ``rung_values`` must already contain ``value`` itself (the rule compares against all values
+    recorded at the rung so far, the new one included). A non-finite value is always stopped.
+    """
+    if not math.isfinite(value):
+        return True
+    return value > continue_threshold(rung_values, reduction_factor)
+
+
+def promotable_trial(
+    rung_values: Mapping[Hashable, float],
+    already_promoted: Set[Hashable],
+    candidates: Set[Hashable],
+    reduction_factor: float,
+) -> Hashable | None:
+    """The best trial at a rung that may be promoted, or ``None``.
+
+    Of ``n`` values recorded at the rung, the best ``floor(n / eta)`` qualify; the best of them
+    that is a candidate (paused there) and has not been promoted from this rung yet is returned.
+    """
+    num_top = int(len(rung_values) // reduction_factor)
+    ranked = sorted(
+        (value, str(trial), trial) for trial, value in rung_values.items() if math.isfinite(value)
+    )
+    for _, _, trial in ranked[:num_top]:
+        if trial in candidates and trial not in already_promoted:
+            return trial
+    return None
+
+
+def next_level(levels: Sequence[int], resource: int) -> int | None:
+    """The first rung level strictly above ``resource``, or ``None`` past the top."""
+    for level in levels:
+        if level > resource:
+            return level
+    return None
