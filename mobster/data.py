@@ -1,0 +1,104 @@
+"""From trial records to GP training data: rung-level results, the data cap, the acquisition level."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mobster.history import TrialRecord
+
+
+@dataclass
+class Observation:
+    """One (trial, resource, minimised value) point the GP is fitted to."""
+
+    trial: int  # index into the record list
+    resource: int
+    value: float
+
+
+def rung_results(results: dict[int, float], levels: Sequence[int] | None) -> dict[int, float]:
+    """Reduce a trial's results to one per rung level.
+
+    For each level, the first result reported at or after it and before the next level (its own
+    resource is kept, so a trial reporting every other epoch still lands at the right ``r``).
+    With ``levels=None`` every result is kept.
+    """
+    if levels is None:
+        return dict(results)
+    steps = sorted(results)
+    kept: dict[int, float] = {}
+    bounds = list(levels) + [math.inf]
+    for low, high in zip(bounds[:-1], bounds[1:]):
+        inside = [s for s in steps if low <= s < high]
+        if inside:
+            kept[inside[0]] = results[inside[0]]
+    return kept
+
+
+def collect_observations(
+    records: Sequence[TrialRecord], levels: Sequence[int] | None, sign: float
+) -> list[Observation]:
+    """Finite rung-level results of all records as minimised values (``sign`` = -1 to maximise).
+
+    Non-finite values are left out with one warning naming the trial.
+    """
+    observations: list[Observation] = []
+    for index, record in enumerate(records):
+        bad = []
+        for resource, value in rung_results(record.results, levels).items():
+            if value is None or not math.isfinite(value):
+                bad.append(resource)
+                continue
+            observations.append(Observation(index, int(resource), sign * float(value)))
+        if bad:
+            warnings.warn(
+                f"trial with config {record.config} reported non-finite values at resources {bad}; "
+                "they are left out of the model",
+                stacklevel=3,
+            )
+    return observations
+
+
+def subsample(
+    observations: list[Observation], max_observations: int, rng: np.random.Generator
+) -> list[Observation]:
+    """Keep at most ``max_observations`` points, rung-aware, as in the reference.
+
+    Walks the resource levels from the top: trials that reached higher levels keep all their
+    data; the lowest levels, where most (and the least informative) points are, are subsampled.
+    """
+    if len(observations) <= max_observations:
+        return observations
+    top_of_trial: dict[int, int] = {}
+    for obs in observations:
+        top_of_trial[obs.trial] = max(top_of_trial.get(obs.trial, 0), obs.resource)
+    kept: list[Observation] = []
+    for level in sorted(set(top_of_trial.values()), reverse=True):
+        group = [obs for obs in observations if top_of_trial[obs.trial] == level]
+        room = max_observations - len(kept)
+        if len(group) <= room:
+            kept.extend(group)
+            continue
+        # Not all of these trials fit: keep whole trials at random, then single points.
+        trials = sorted({obs.trial for obs in group})
+        rng.shuffle(trials)
+        for trial in trials:
+            points = [obs for obs in group if obs.trial == trial]
+            if len(points) <= max_observations - len(kept):
+                kept.extend(points)
+        break
+    return kept
+
+
+def acquisition_resource(observations: Sequence[Observation], min_count: int = 3) -> int:
+    """``r_acq``: the largest resource with at least ``min_count`` observations, else the smallest."""
+    counts: dict[int, int] = {}
+    for obs in observations:
+        counts[obs.resource] = counts.get(obs.resource, 0) + 1
+    enough = [r for r, c in counts.items() if c >= min_count]
+    return max(enough) if enough else min(counts)

@@ -1,0 +1,110 @@
+"""The exponential-decay resource kernel and its mean function (GPyTorch modules).
+
+Inputs are ``(x, r)`` with the resource ``r`` in the last column (scaled to (0, 1]). With
+``kappa(r) = (beta / (r + beta)) ** alpha`` and ``beta = alpha / mean_lam`` (the Laplace transform
+of a Gamma-distributed decay rate, which is why ``kappa(r + r') - kappa(r) kappa(r')`` is a valid
+covariance), the reference implementation's family is::
+
+    k((x,r),(x',r')) = k_x(x,x') * [1 - delta*(kappa(r) + kappa(r') - delta*kappa(r+r'))]
+                       + (gamma - delta*mu_x)**2 * [kappa(r+r') - kappa(r)*kappa(r')]
+    mu(x, r)         = mu_x + kappa(r) * (gamma - delta*mu_x)
+
+``delta = 0`` is ``exp-decay-sum`` (the default), ``delta`` learned in [0, 1] is
+``exp-decay-combined``. ``gamma`` is shared by kernel and mean, so it lives in one module,
+:class:`ExpDecayParameters`, that both hold.
+"""
+
+from __future__ import annotations
+
+import torch
+from gpytorch.constraints import Interval
+from gpytorch.kernels import Kernel
+from gpytorch.means import Mean
+from gpytorch.module import Module
+
+
+class ExpDecayParameters(Module):
+    """alpha, mean_lam, gamma (and optionally delta), with the reference's bounds and inits."""
+
+    # name -> (lower bound, upper bound, initial value), as in the reference implementation.
+    BOUNDS = {
+        "alpha": (1e-6, 250.0, 1.0),
+        "mean_lam": (1e-4, 50.0, 0.5),
+        "gamma": (1e-4, 1.0, 0.5),
+        "delta": (0.0, 1.0, 0.5),
+    }
+
+    def __init__(self, learn_delta: bool = False) -> None:
+        super().__init__()
+        self.learn_delta = learn_delta
+        names = ["alpha", "mean_lam", "gamma"] + (["delta"] if learn_delta else [])
+        for name in names:
+            low, high, init = self.BOUNDS[name]
+            constraint = Interval(low, high)
+            raw = constraint.inverse_transform(torch.tensor(init, dtype=torch.get_default_dtype()))
+            self.register_parameter(f"raw_{name}", torch.nn.Parameter(raw))
+            self.register_constraint(f"raw_{name}", constraint)
+
+    def value(self, name: str) -> torch.Tensor:
+        if name == "delta" and not self.learn_delta:
+            return torch.zeros((), dtype=self.raw_gamma.dtype, device=self.raw_gamma.device)
+        return getattr(self, f"raw_{name}_constraint").transform(getattr(self, f"raw_{name}"))
+
+    def kappa(self, r: torch.Tensor) -> torch.Tensor:
+        """``(beta / (r + beta)) ** alpha`` computed in log space for stability."""
+        alpha = self.value("alpha")
+        beta = alpha / self.value("mean_lam")
+        return torch.exp(alpha * (torch.log(beta) - torch.log(r + beta)))
+
+
+class ExpDecayResourceKernel(Kernel):
+    """Joint kernel over ``(x, r)``: ``base_kernel`` on x, exponential decay in r (last column).
+
+    Args:
+        base_kernel: Kernel over the configuration features (e.g. a scaled Matérn-5/2 ARD).
+        decay: The shared decay parameters.
+        mean_x: The constant ``mu_x`` (only used when ``delta > 0``), a callable returning it.
+    """
+
+    has_lengthscale = False
+
+    def __init__(self, base_kernel: Kernel, decay: ExpDecayParameters, mean_module: "ExpDecayMean") -> None:
+        super().__init__()
+        self.base_kernel = base_kernel
+        self.decay = decay
+        # Not registered as a submodule: the mean is owned by the model; this avoids a cycle.
+        self._mean_ref = [mean_module]
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False, **params) -> torch.Tensor:
+        r1, r2 = x1[..., -1], x2[..., -1]
+        k_x = self.base_kernel.forward(x1[..., :-1], x2[..., :-1], diag=diag, **params)
+        if hasattr(k_x, "to_dense"):
+            k_x = k_x.to_dense()
+        if diag:
+            kr1, kr2, k_sum = self.decay.kappa(r1), self.decay.kappa(r2), self.decay.kappa(r1 + r2)
+        else:
+            kr1 = self.decay.kappa(r1).unsqueeze(-1)
+            kr2 = self.decay.kappa(r2).unsqueeze(-2)
+            k_sum = self.decay.kappa(r1.unsqueeze(-1) + r2.unsqueeze(-2))
+        delta = self.decay.value("delta")
+        scale = self.decay.value("gamma") - delta * self._mean_ref[0].constant
+        x_factor = 1.0 - delta * (kr1 + kr2 - delta * k_sum)
+        return k_x * x_factor + scale**2 * (k_sum - kr1 * kr2)
+
+
+class ExpDecayMean(Mean):
+    """``mu(x, r) = mu_x + kappa(r) * (gamma - delta * mu_x)`` with a learned constant ``mu_x``."""
+
+    def __init__(self, decay: ExpDecayParameters) -> None:
+        super().__init__()
+        self.decay_ref = [decay]  # owned by the kernel; see ExpDecayResourceKernel
+        self.register_parameter("raw_constant", torch.nn.Parameter(torch.zeros(())))
+
+    @property
+    def constant(self) -> torch.Tensor:
+        return self.raw_constant
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        decay = self.decay_ref[0]
+        delta = decay.value("delta")
+        return self.constant + decay.kappa(x[..., -1]) * (decay.value("gamma") - delta * self.constant)

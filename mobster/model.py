@@ -1,0 +1,87 @@
+"""The joint GP over (configuration features, resource), built and fitted with BoTorch/GPyTorch."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import gpytorch
+import torch
+from botorch.exceptions.warnings import OptimizationWarning
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import SingleTaskGP
+from gpytorch.constraints import GreaterThan, Interval
+from gpytorch.kernels import MaternKernel, ScaleKernel
+from gpytorch.likelihoods import GaussianLikelihood
+from gpytorch.means import ConstantMean
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.priors import GammaPrior, LogNormalPrior
+
+from mobster.kernels import ExpDecayMean, ExpDecayParameters, ExpDecayResourceKernel
+
+KernelName = Literal["exp-decay-sum", "exp-decay-combined", "matern52"]
+KERNELS: tuple[str, ...] = ("exp-decay-sum", "exp-decay-combined", "matern52")
+
+#: L-BFGS-B iterations per fit; the fit is warm-started from the previous one, so few are needed.
+FIT_MAXITER = 100
+
+
+def validate_kernel(kernel: str) -> None:
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+
+
+def _matern(num_dims: int) -> ScaleKernel:
+    # Inverse bandwidths in [1e-4, 100] in the reference; lengthscales of 1e-2..1e2 cover that
+    # range on the unit cube (longer ones mean "irrelevant" all the same).
+    matern = MaternKernel(nu=2.5, ard_num_dims=num_dims, lengthscale_constraint=Interval(1e-2, 1e2))
+    return ScaleKernel(matern, outputscale_prior=LogNormalPrior(0.0, 1.0))
+
+
+def build_model(train_x: torch.Tensor, train_y: torch.Tensor, kernel: KernelName) -> SingleTaskGP:
+    """A GP over ``train_x`` (features, then the scaled resource in the last column).
+
+    ``train_y`` must be standardised (``n x 1``); no outcome transform is applied.
+    """
+    validate_kernel(kernel)
+    num_features = train_x.shape[-1] - 1
+    likelihood = GaussianLikelihood(noise_prior=GammaPrior(0.1, 1.0), noise_constraint=GreaterThan(1e-6))
+    likelihood.noise = 1e-3
+    if kernel == "matern52":
+        covar, mean = _matern(num_features + 1), ConstantMean()
+    else:
+        decay = ExpDecayParameters(learn_delta=kernel == "exp-decay-combined")
+        mean = ExpDecayMean(decay)
+        covar = ExpDecayResourceKernel(_matern(max(num_features, 1)), decay, mean)
+    model = SingleTaskGP(
+        train_x, train_y, likelihood=likelihood, covar_module=covar, mean_module=mean, outcome_transform=None
+    )
+    return model.to(train_x)
+
+
+def hyperparameters(model: SingleTaskGP) -> dict[str, torch.Tensor]:
+    """The fitted hyperparameters, to warm-start the next fit."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if "raw_" in k}
+
+
+def fit_model(model: SingleTaskGP, warm_start: dict[str, torch.Tensor] | None = None) -> SingleTaskGP:
+    """Type-II MAP fit (L-BFGS-B on the marginal likelihood plus priors), warm-started if possible.
+
+    Raises gpytorch's ``NotPSDError`` (or ``RuntimeError``) when the fit fails numerically.
+    """
+    if warm_start:
+        own = model.state_dict()
+        compatible = {k: v for k, v in warm_start.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict({**own, **{k: v.to(own[k]) for k, v in compatible.items()}})
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    with warnings.catch_warnings():
+        # An L-BFGS-B run that stops at its iteration limit is fine for a warm-started fit.
+        warnings.simplefilter("ignore", OptimizationWarning)
+        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": FIT_MAXITER}})
+    model.eval()
+    return model
+
+
+def cholesky_jitter(level: int) -> gpytorch.settings.cholesky_jitter:
+    """Escalating jitter for retries after a failed Cholesky factorisation."""
+    return gpytorch.settings.cholesky_jitter(float_value=1e-6 * 100**level, double_value=1e-8 * 100**level)

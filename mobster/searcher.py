@@ -1,0 +1,216 @@
+"""The MOBSTER searcher: new configurations from a joint GP over (configuration, resource).
+
+Framework-agnostic and stateless with respect to data: adapters pass the whole history on every
+call (Optuna reads it from storage, Ray Tune keeps it in its searcher), so several processes that
+see the same history make the same kind of decision. The searcher keeps only the last fitted
+hyperparameters, to warm-start the next fit.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from botorch.sampling import SobolQMCNormalSampler
+
+from mobster.acquisition import FantasyAveragedLogEI
+from mobster.data import Observation, acquisition_resource, collect_observations, subsample
+from mobster.history import TrialRecord
+from mobster.model import KernelName, build_model, cholesky_jitter, fit_model, hyperparameters, validate_kernel
+from mobster.optimize import maximize_acquisition
+from mobster.space import SearchSpace
+
+#: Subtracted from the incumbent (standardised units), as the reference's EI jitter.
+EI_JITTER = 0.01
+#: Attempts to fit the GP: plain, then with escalating Cholesky jitter.
+FIT_ATTEMPTS = 3
+
+
+class ModelBasedSearcher:
+    """Suggests configurations by expected improvement under a joint GP over (x, r).
+
+    Args:
+        space: The search space.
+        max_resource: The largest resource level (scales ``r`` to (0, 1]).
+        levels: Rung levels; results are reduced to one per rung, as the reference's
+            ``searcher_data="rungs"``. ``None`` models every reported result.
+        mode: ``"min"`` or ``"max"``.
+        kernel: ``"exp-decay-sum"`` (default), ``"exp-decay-combined"`` or ``"matern52"``.
+        num_initial_random: Configurations drawn at random before the model is used (the first
+            one is the centre of the space).
+        num_fantasies: Joint posterior samples drawn at pending trials.
+        max_observations: Data cap; beyond it, lower rungs are subsampled.
+        seed: Seed for random draws, fantasies and optimiser starts.
+        device: ``"cpu"`` or ``"cuda"`` (the GP and the acquisition run there).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        max_resource: int,
+        levels: Sequence[int] | None = None,
+        mode: Literal["min", "max"] = "min",
+        kernel: KernelName = "exp-decay-sum",
+        num_initial_random: int = 6,
+        num_fantasies: int = 20,
+        max_observations: int = 500,
+        seed: int | None = None,
+        device: str = "cpu",
+    ) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        validate_kernel(kernel)
+        if max_resource < 1:
+            raise ValueError(f"max_resource must be >= 1, got {max_resource}")
+        if max_observations < 2:
+            raise ValueError(f"max_observations must be >= 2, got {max_observations}")
+        self.space = space
+        self.max_resource = int(max_resource)
+        self.levels = list(levels) if levels is not None else None
+        self.mode = mode
+        self.kernel: KernelName = kernel
+        self.num_initial_random = num_initial_random
+        self.num_fantasies = num_fantasies
+        self.max_observations = max_observations
+        self.tensor_kwargs = {"dtype": torch.float64, "device": torch.device(device)}
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        self._warm_start: dict[str, torch.Tensor] | None = None
+
+    # ----- public -------------------------------------------------------------------------
+
+    def suggest(self, trials: Sequence[TrialRecord]) -> dict[str, Any]:
+        """A configuration not among ``trials`` (finished, running, paused or failed ones).
+
+        Random for the first ``num_initial_random`` trials, and whenever the model cannot be
+        fitted (with a warning). Raises ``LookupError`` only when the space is exhausted.
+        """
+        with self._lock:
+            excluded = {self._key(self.space.to_unit(t.config)) for t in trials if self._in_space(t.config)}
+            if self.space.dim == 0:
+                return self.space.from_unit(np.zeros(0))
+            if len(trials) < self.num_initial_random:
+                return self._random_config(excluded, centre=not trials)
+            observations = collect_observations(trials, self.levels, self._sign)
+            if len({o.value for o in observations}) < 2:
+                return self._random_config(excluded)
+            try:
+                unit = self._model_based_unit(trials, observations, excluded)
+            except LookupError:
+                raise
+            except Exception as error:  # numerical failure of the GP: never break the study
+                warnings.warn(f"MOBSTER model failed ({error!r}); suggesting a random configuration", stacklevel=2)
+                return self._random_config(excluded)
+            return self.space.from_unit(unit)
+
+    def reseed(self, seed: int | None) -> None:
+        """Reset the random generator (Optuna calls this in worker processes and threads)."""
+        with self._lock:
+            self._rng = np.random.default_rng(seed)
+
+    # ----- helpers ------------------------------------------------------------------------
+
+    @property
+    def _sign(self) -> float:
+        return -1.0 if self.mode == "max" else 1.0
+
+    @staticmethod
+    def _key(unit: np.ndarray) -> tuple:
+        return tuple(np.round(unit, 9))
+
+    def _in_space(self, config: dict[str, Any]) -> bool:
+        try:
+            self.space.to_unit(config)
+        except (KeyError, ValueError, TypeError):
+            return False
+        return True
+
+    def _random_config(self, excluded: set[tuple], centre: bool = False) -> dict[str, Any]:
+        if centre:
+            middle = np.array(
+                [
+                    (len(self.space.categorical_values()[j]) - 1) // 2 if j in self.space.categorical_values() else 0.5
+                    for j in range(self.space.dim)
+                ],
+                dtype=float,
+            )
+            candidates = [self.space.round_unit(middle)]
+        else:
+            candidates = []
+        candidates.extend(self.space.sample_unit(self._rng, 256))
+        for unit in candidates:
+            if self._key(unit) not in excluded:
+                return self.space.from_unit(unit)
+        raise LookupError("no configuration left that has not been evaluated")
+
+    def _resource_unit(self, resource: float) -> float:
+        # Linear map of [1, r_max] to (0, 1]: r = 1 becomes about 0.5 / r_max, as in the reference.
+        return (resource - 0.5) / max(self.max_resource - 0.5, 0.5)
+
+    def _model_inputs(self, units: np.ndarray, resources: Sequence[float]) -> torch.Tensor:
+        features = self.space.features(torch.tensor(units, **self.tensor_kwargs))
+        r = torch.tensor([self._resource_unit(r) for r in resources], **self.tensor_kwargs).unsqueeze(-1)
+        return torch.cat([features, r], dim=-1)
+
+    def _model_based_unit(
+        self, trials: Sequence[TrialRecord], observations: list[Observation], excluded: set[tuple]
+    ) -> np.ndarray:
+        observations = subsample(observations, self.max_observations, self._rng)
+        units = {o.trial: self.space.to_unit(trials[o.trial].config) for o in observations}
+        train_x = self._model_inputs(np.stack([units[o.trial] for o in observations]), [o.resource for o in observations])
+        values = np.array([o.value for o in observations])
+        spread = values.std()
+        train_y = torch.tensor((values - values.mean()) / (spread if spread > 0 else 1.0), **self.tensor_kwargs)
+        model = self._fit(train_x, train_y.unsqueeze(-1))
+
+        r_acq = acquisition_resource(observations)
+        pending = [t for t in trials if t.pending_at is not None and self._in_space(t.config)]
+        incumbent_units = list(units.values()) + [self.space.to_unit(t.config) for t in pending]
+        incumbent_x = self._model_inputs(np.stack(incumbent_units), [r_acq] * len(incumbent_units))
+        r_acq_column = torch.full((1,), self._resource_unit(r_acq), **self.tensor_kwargs)
+
+        with torch.no_grad(), cholesky_jitter(1):
+            if pending:
+                pending_x = self._model_inputs(
+                    np.stack([self.space.to_unit(t.config) for t in pending]),
+                    [min(t.pending_at, self.max_resource) for t in pending],
+                )
+                sampler = SobolQMCNormalSampler(
+                    sample_shape=torch.Size([self.num_fantasies]), seed=int(self._rng.integers(2**31))
+                )
+                model = model.fantasize(pending_x, sampler=sampler)
+                best_f = model.posterior(incumbent_x).mean.squeeze(-1).min(dim=-1).values - EI_JITTER
+            else:
+                best_f = model.posterior(incumbent_x).mean.min() - EI_JITTER
+
+        def to_model_input(x: torch.Tensor) -> torch.Tensor:
+            features = self.space.features(x)
+            return torch.cat([features, r_acq_column.expand(*features.shape[:-1], 1)], dim=-1)
+
+        acquisition = FantasyAveragedLogEI(model, best_f, to_model_input)
+        with cholesky_jitter(1):
+            return maximize_acquisition(
+                acquisition, self.space, lambda u: self._key(u) in excluded, self._rng, self.tensor_kwargs
+            )
+
+    def _fit(self, train_x: torch.Tensor, train_y: torch.Tensor):
+        last_error: Exception | None = None
+        for attempt in range(FIT_ATTEMPTS):
+            model = build_model(train_x, train_y, self.kernel)
+            try:
+                with cholesky_jitter(attempt):
+                    fit_model(model, self._warm_start if attempt == 0 else None)
+            except Exception as error:  # NotPSDError and friends: retry with more jitter
+                last_error = error
+                continue
+            self._warm_start = hyperparameters(model)
+            return model
+        raise RuntimeError(f"GP fit failed {FIT_ATTEMPTS} times") from last_error
+
+
+__all__ = ["ModelBasedSearcher", "TrialRecord"]
