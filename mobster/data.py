@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,26 +41,21 @@ def rung_results(results: dict[int, float], levels: Sequence[int] | None) -> dic
 
 def collect_observations(
     records: Sequence[TrialRecord], levels: Sequence[int] | None, sign: float
-) -> list[Observation]:
+) -> tuple[list[Observation], list[int]]:
     """Finite rung-level results of all records as minimised values (``sign`` = -1 to maximise).
 
-    Non-finite values are left out with one warning naming the trial.
+    Returns the observations and the indices of records that reported a non-finite value (those
+    values are left out; the caller warns once per trial).
     """
     observations: list[Observation] = []
+    offenders: list[int] = []
     for index, record in enumerate(records):
-        bad = []
         for resource, value in rung_results(record.results, levels).items():
             if value is None or not math.isfinite(value):
-                bad.append(resource)
+                offenders.append(index)
                 continue
             observations.append(Observation(index, int(resource), sign * float(value)))
-        if bad:
-            warnings.warn(
-                f"trial with config {record.config} reported non-finite values at resources {bad}; "
-                "they are left out of the model",
-                stacklevel=3,
-            )
-    return observations
+    return observations, sorted(set(offenders))
 
 
 def subsample(

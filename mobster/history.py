@@ -16,8 +16,10 @@ class TrialRecord:
             (not negated: the searcher applies the optimisation mode).
         pending_at: Resource level at which the trial's next result is expected, for running or
             paused trials (fantasized there); ``None`` once the trial is finished, stopped or failed.
+        name: How warnings name the trial (e.g. ``"trial 12"``); defaults to its config.
     """
 
     config: dict[str, Any]
     results: dict[int, float] = field(default_factory=dict)
     pending_at: int | None = None
+    name: str | None = None

@@ -81,6 +81,7 @@ class ModelBasedSearcher:
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         self._warm_start: dict[str, torch.Tensor] | None = None
+        self._warned: set[str] = set()
 
     # ----- public -------------------------------------------------------------------------
 
@@ -96,7 +97,8 @@ class ModelBasedSearcher:
                 return self.space.from_unit(np.zeros(0))
             if len(trials) < self.num_initial_random:
                 return self._random_config(excluded, centre=not trials)
-            observations = collect_observations(trials, self.levels, self._sign)
+            observations, offenders = collect_observations(trials, self.levels, self._sign)
+            self._warn_once(trials, offenders)
             if len({o.value for o in observations}) < 2:
                 return self._random_config(excluded)
             try:
@@ -129,6 +131,17 @@ class ModelBasedSearcher:
         except (KeyError, ValueError, TypeError):
             return False
         return True
+
+    def _warn_once(self, trials: Sequence[TrialRecord], offenders: list[int]) -> None:
+        for index in offenders:
+            record = trials[index]
+            name = record.name or f"with config {record.config}"
+            if name not in self._warned:
+                self._warned.add(name)
+                warnings.warn(
+                    f"MOBSTER: trial {name} reported a NaN/inf value; it is left out of the model",
+                    stacklevel=4,
+                )
 
     def _random_config(self, excluded: set[tuple], centre: bool = False) -> dict[str, Any]:
         if centre:

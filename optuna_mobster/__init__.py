@@ -1,0 +1,7 @@
+"""MOBSTER for Optuna: ``MobsterSampler`` (joint GP over parameters and steps) and
+``MobsterPruner`` (asynchronous successive halving with Hyperband brackets)."""
+
+from optuna_mobster.pruner import MobsterPruner
+from optuna_mobster.sampler import MobsterSampler
+
+__all__ = ["MobsterPruner", "MobsterSampler"]

@@ -1,0 +1,129 @@
+"""``MobsterPruner``: asynchronous successive halving with Hyperband brackets, decided from storage."""
+
+from __future__ import annotations
+
+import math
+import warnings
+import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+from optuna.pruners import BasePruner
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from mobster import rungs as rung_rules
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+
+#: Stand-in for an unknown maximum resource while ``max_resource="auto"`` has no finished trial.
+_UNBOUNDED = 10**9
+
+
+def rung_step(steps: Sequence[int], level: int, upper: float) -> int | None:
+    """The step that stands for rung ``level``: the first reported step in ``[level, upper)``."""
+    inside = [s for s in steps if level <= s < upper]
+    return min(inside) if inside else None
+
+
+class MobsterPruner(BasePruner):
+    """Asynchronous successive halving (ASHA's stopping rule) with Hyperband bracket sampling.
+
+    A trial reports its metric with ``trial.report(value, step)`` where the step is the resource
+    (e.g. the epoch, starting at 1). When it reaches a rung of its bracket, it is pruned unless its
+    value is in the top ``1 / reduction_factor`` of all values recorded at that rung so far (all
+    trials, every bracket, itself included).
+
+    Every decision is recomputed from the study's storage (intermediate values of all trials), and
+    brackets are a hash of the study name and trial number, so several processes sharing one
+    database decide consistently. A trial's value "at" rung ``r`` is its first report at or after
+    ``r`` and before the next rung, so trials that report every few steps still fill the rungs.
+
+    Args:
+        min_resource: The first rung level (``r_min``).
+        max_resource: The full resource (``r_max``), or ``"auto"``: the last step of the first
+            finished trial (until then, rungs continue geometrically).
+        reduction_factor: ``eta``; a ``1/eta`` share of trials continues at every rung.
+        brackets: Number of Hyperband brackets; ``1`` (default, best for MOBSTER in the paper) is
+            plain asynchronous successive halving.
+    """
+
+    def __init__(
+        self,
+        min_resource: int = 1,
+        max_resource: int | Literal["auto"] = "auto",
+        reduction_factor: float = 3,
+        brackets: int = 1,
+    ) -> None:
+        if max_resource != "auto":
+            rung_rules.validate_resources(min_resource, max_resource, reduction_factor)  # type: ignore[arg-type]
+        else:
+            rung_rules.validate_resources(min_resource, min_resource, reduction_factor)
+        if not isinstance(brackets, int) or brackets < 1:
+            raise ValueError(f"brackets must be an integer >= 1, got {brackets!r}")
+        self.min_resource = min_resource
+        self.max_resource = max_resource
+        self.reduction_factor = reduction_factor
+        self.brackets = brackets
+        self._warned: set[int] = set()
+
+    # ----- resource levels (also read by MobsterSampler) ----------------------------------
+
+    def known_max_resource(self, study: Study) -> int | None:
+        """``max_resource``, inferred from the first finished trial when ``"auto"``."""
+        if self.max_resource != "auto":
+            return int(self.max_resource)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if trial.last_step is not None:
+                return max(int(trial.last_step), self.min_resource)
+        return None
+
+    def levels(self, study: Study) -> list[int]:
+        """All rung levels, the last one the maximum resource (a very large one while unknown)."""
+        top = self.known_max_resource(study)
+        return rung_rules.rung_levels(self.min_resource, top or _UNBOUNDED, self.reduction_factor)
+
+    def bracket(self, study: Study, trial_number: int) -> int:
+        """The trial's bracket: a hash of study name and trial number, sampled by Hyperband's shares."""
+        digest = zlib.crc32(f"{study.study_name}_{trial_number}".encode())
+        return rung_rules.sample_bracket(self.levels(study), self.brackets, digest / 2**32)
+
+    def trial_levels(self, study: Study, trial_number: int) -> list[int]:
+        """The rung levels of the trial's bracket."""
+        return self.levels(study)[self.bracket(study, trial_number):]
+
+    # ----- the decision --------------------------------------------------------------------
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None:
+            return False
+        value = trial.intermediate_values[step]
+        if not math.isfinite(value):
+            self._warn_once(trial.number, f"reported {value} at step {step}; it is pruned")
+            return True
+        levels = self.trial_levels(study, trial.number)
+        bounds = list(levels) + [math.inf]
+        steps = sorted(trial.intermediate_values)
+        for level, upper in zip(bounds[:-2], bounds[1:-1]):
+            if rung_step(steps, level, upper) == step:
+                return self._stops(study, trial, level, upper, value)
+        return False
+
+    def _stops(self, study: Study, trial: FrozenTrial, level: int, upper: float, value: float) -> bool:
+        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+        recorded = [sign * value]
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        for other in study.get_trials(deepcopy=False, states=states):
+            if other.number == trial.number:
+                continue
+            at = rung_step(sorted(other.intermediate_values), level, upper)
+            if at is not None:
+                recorded.append(sign * other.intermediate_values[at])
+        return rung_rules.should_stop(sign * value, recorded, self.reduction_factor)
+
+    def _warn_once(self, number: int, message: str) -> None:
+        if number not in self._warned:
+            self._warned.add(number)
+            warnings.warn(f"MobsterPruner: trial {number} {message}", stacklevel=3)

@@ -1,0 +1,198 @@
+"""``MobsterSampler``: an Optuna sampler backed by the joint GP over (configuration, resource)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.search_space import IntersectionSearchSpace
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from mobster import rungs as rung_rules
+from mobster.history import TrialRecord
+from mobster.model import KernelName, validate_kernel
+from mobster.searcher import ModelBasedSearcher
+from optuna_mobster._space import to_search_space
+from optuna_mobster.pruner import MobsterPruner
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+
+_MODELLED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.FAIL)
+
+
+class MobsterSampler(BaseSampler):
+    """MOBSTER: asynchronous multi-fidelity Bayesian optimisation for Optuna studies.
+
+    Pair it with :class:`~optuna_mobster.MobsterPruner` and report the metric at every resource
+    level (``trial.report(value, step=epoch)``)::
+
+        study = optuna.create_study(sampler=MobsterSampler(), pruner=MobsterPruner())
+
+    What it models: the intermediate values of every COMPLETE, PRUNED and RUNNING trial (from
+    storage, so processes sharing a database learn from each other), reduced to one value per rung
+    level, with a joint GP over (parameters, step). RUNNING trials are fantasized at their next
+    rung. New configurations maximise expected improvement at the largest rung with at least three
+    observations. Rung levels come from the study's ``MobsterPruner``; with any other pruner (or
+    none) the sampler uses its own ``min_resource`` / ``reduction_factor`` / ``max_resource`` (the
+    largest step seen when ``None``) to pick the levels it models, and a trial without
+    intermediate values counts as one observation at the full resource (so it behaves like a
+    plain GP sampler on final values).
+
+    Parameters in the intersection of all trials' spaces are modelled jointly; others (from
+    define-by-run branches) are sampled at random, so conditional spaces work. FAIL trials are
+    never proposed again. Thread-safe for ``study.optimize(n_jobs=...)``.
+
+    Args:
+        seed: Seed for random draws, fantasies and optimiser starts.
+        kernel: Resource kernel: ``"exp-decay-sum"`` (default), ``"exp-decay-combined"`` or
+            ``"matern52"``.
+        num_initial_random: Random trials before the model is used.
+        num_fantasies: Joint posterior samples at the RUNNING trials.
+        max_observations: Data cap; beyond it low rungs are subsampled.
+        device: ``"cpu"`` or ``"cuda"`` for the GP.
+        min_resource, reduction_factor, max_resource: Rung levels to model when the study's
+            pruner is not a ``MobsterPruner``.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        kernel: KernelName = "exp-decay-sum",
+        num_initial_random: int = 6,
+        num_fantasies: int = 20,
+        max_observations: int = 500,
+        device: str = "cpu",
+        min_resource: int = 1,
+        reduction_factor: float = 3,
+        max_resource: int | None = None,
+    ) -> None:
+        validate_kernel(kernel)
+        rung_rules.validate_resources(min_resource, max_resource or min_resource, reduction_factor)
+        self._seed = seed
+        self._kernel: KernelName = kernel
+        self._num_initial_random = num_initial_random
+        self._num_fantasies = num_fantasies
+        self._max_observations = max_observations
+        self._device = device
+        self._min_resource = min_resource
+        self._reduction_factor = reduction_factor
+        self._max_resource = max_resource
+        self._random = RandomSampler(seed=seed)
+        self._intersection = IntersectionSearchSpace(include_pruned=True)
+        self._searchers: dict[tuple, ModelBasedSearcher] = {}
+        self._lock = threading.Lock()
+
+    # ----- Optuna's sampler interface ------------------------------------------------------
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        self._raise_error_if_multi_objective(study)
+        with self._lock:
+            return self._intersection.calculate(study)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        levels = self._levels(study)
+        searcher = self._searcher(study, search_space, levels)
+        records = self._records(study, trial, search_space, levels)
+        return searcher.suggest(records)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    def reseed_rng(self) -> None:
+        self._random.reseed_rng()
+        with self._lock:
+            for searcher in self._searchers.values():
+                searcher.reseed(None)
+
+    # ----- helpers -------------------------------------------------------------------------
+
+    def _levels(self, study: Study) -> list[int]:
+        """Rung levels to model, the last one the full resource."""
+        if isinstance(study.pruner, MobsterPruner):
+            known = study.pruner.known_max_resource(study)
+            if known is not None:
+                return study.pruner.levels(study)
+            min_resource, eta = study.pruner.min_resource, study.pruner.reduction_factor
+        else:
+            known, min_resource, eta = self._max_resource, self._min_resource, self._reduction_factor
+        if known is None:
+            steps = [t.last_step for t in study.get_trials(deepcopy=False) if t.last_step is not None]
+            known = max(steps + [min_resource])
+        return rung_rules.rung_levels(min_resource, known, eta)
+
+    def _trial_levels(self, study: Study, trial_number: int, levels: list[int]) -> list[int]:
+        if isinstance(study.pruner, MobsterPruner):
+            return levels[study.pruner.bracket(study, trial_number):]
+        return levels
+
+    def _searcher(
+        self, study: Study, search_space: dict[str, BaseDistribution], levels: list[int]
+    ) -> ModelBasedSearcher:
+        # One searcher per (space, levels): it keeps warm-start hyperparameters between calls.
+        key = (tuple(sorted((k, repr(v)) for k, v in search_space.items())), tuple(levels))
+        with self._lock:
+            if key not in self._searchers:
+                self._searchers[key] = ModelBasedSearcher(
+                    to_search_space(search_space),
+                    max_resource=levels[-1],
+                    levels=levels,
+                    mode="max" if study.direction == StudyDirection.MAXIMIZE else "min",
+                    kernel=self._kernel,
+                    num_initial_random=self._num_initial_random,
+                    num_fantasies=self._num_fantasies,
+                    max_observations=self._max_observations,
+                    seed=self._seed,
+                    device=self._device,
+                )
+            return self._searchers[key]
+
+    def _records(
+        self, study: Study, current: FrozenTrial, search_space: dict[str, BaseDistribution], levels: list[int]
+    ) -> list[TrialRecord]:
+        """Every other trial that has all modelled parameters, as the core's records."""
+        records: list[TrialRecord] = []
+        for trial in study.get_trials(deepcopy=False, states=_MODELLED_STATES):
+            if trial.number == current.number or not all(name in trial.params for name in search_space):
+                continue
+            config = {name: trial.params[name] for name in search_space}
+            records.append(
+                TrialRecord(
+                    config=config,
+                    results=_results(trial, levels[-1]),
+                    pending_at=self._pending_at(study, trial, levels),
+                    name=str(trial.number),
+                )
+            )
+        return records
+
+    def _pending_at(self, study: Study, trial: FrozenTrial, levels: Sequence[int]) -> int | None:
+        if trial.state != TrialState.RUNNING:
+            return None
+        own_levels = self._trial_levels(study, trial.number, list(levels))
+        return rung_rules.next_level(own_levels, trial.last_step or 0)
+
+
+def _results(trial: FrozenTrial, max_resource: int) -> dict[int, float]:
+    """The trial's intermediate values; a finished trial without any counts at the full resource.
+
+    FAIL trials contribute nothing (the model ignores them; they only block re-proposal).
+    """
+    if trial.state == TrialState.FAIL:
+        return {}
+    if trial.intermediate_values:
+        return {int(step): float(value) for step, value in trial.intermediate_values.items()}
+    if trial.state == TrialState.COMPLETE and trial.value is not None:
+        return {max_resource: float(trial.value)}
+    return {}
