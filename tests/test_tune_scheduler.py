@@ -1,0 +1,205 @@
+"""MobsterScheduler on real Ray Tune: stopping decisions, brackets, promotion from checkpoints,
+the checkpoint errors, and bad metric values."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+
+import pytest
+import ray
+from ray import tune
+
+from tune_mobster import MissingCheckpointError, MobsterScheduler, MobsterSearcher
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    # Trainables defined here go to the workers by value: tests/ is not importable there.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def constant_loss(config: dict) -> None:
+    """Reports ``config["v"]`` at every iteration: the rung values are the ``v`` themselves."""
+    for _ in range(config.get("iterations", 9)):
+        tune.report({"loss": config["v"], "score": -config["v"]})
+
+
+def checkpointing_trainable(config: dict) -> None:
+    """A learning curve with a checkpoint at every report; marks results after a resume."""
+    start, resumed = 0, False
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as folder:
+            with open(os.path.join(folder, "state.json")) as file:
+                start = json.load(file)["iteration"]
+        resumed = True
+    for iteration in range(start, 9):
+        if config.get("checkpoint_every", 1) and (iteration + 1) % config.get("checkpoint_every", 1) == 0:
+            with tempfile.TemporaryDirectory() as folder:
+                with open(os.path.join(folder, "state.json"), "w") as file:
+                    json.dump({"iteration": iteration + 1}, file)
+                tune.report(
+                    {"loss": config["v"] + 1.0 / (iteration + 1), "resumed": resumed},
+                    checkpoint=tune.Checkpoint.from_directory(folder),
+                )
+        else:
+            tune.report({"loss": config["v"] + 1.0 / (iteration + 1), "resumed": resumed})
+
+
+def _run(trainable, param_space, scheduler, tmp_path, **tune_config):
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=True, **tune_config),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    ).fit()
+
+
+def _final_iterations(results, key: str = "v") -> dict:
+    return {r.config[key]: r.metrics["training_iteration"] for r in results}
+
+
+# Rungs 1, 3, 9 (eta = 3). Trials run one at a time in this order; at each rung a trial goes on
+# iff its value is <= the 1/3 quantile (numpy, linear) of the values recorded there so far:
+#   v=5  rung1 [5] q=5 go          rung3 [5] q=5 go                  -> 9
+#   v=3  rung1 [3,5] q=3.67 go     rung3 [3,5] q=3.67 go             -> 9
+#   v=8  rung1 [3,5,8] q=4.33 stop                                   -> 1
+#   v=1  rung1 [1,3,5,8] q=3 go    rung3 [1,3,5] q=2.33 go           -> 9
+#   v=4  rung1 [1,3,4,5,8] q=3.33 stop                               -> 1
+#   v=9  rung1 [1,3,4,5,8,9] q=3.67 stop                             -> 1
+#   v=2  rung1 [1,2,3,4,5,8,9] q=3 go  rung3 [1,2,3,5] q=2 go        -> 9
+#   v=6  rung1 [..8 values..] q=3.33 stop                            -> 1
+#   v=2.5 rung1 [1,2,2.5,3,4,5,6,8,9] q=3 go  rung3 [1,2,2.5,3,5] q=2.33 stop -> 3
+HAND_TABLE = {5: 9, 3: 9, 8: 1, 1: 9, 4: 1, 9: 1, 2: 9, 6: 1, 2.5: 3}
+
+
+@pytest.mark.parametrize("mode, metric", [("min", "loss"), ("max", "score")])
+def test_stopping_decisions_match_a_hand_computed_rung_table(tmp_path, mode, metric) -> None:
+    scheduler = MobsterScheduler(max_t=9, reduction_factor=3)
+    results = _run(
+        constant_loss,
+        {"v": tune.grid_search(list(HAND_TABLE))},
+        scheduler,
+        tmp_path,
+        metric=metric,
+        mode=mode,
+        max_concurrent_trials=1,
+    )
+    assert not results.errors
+    assert _final_iterations(results) == HAND_TABLE
+    assert scheduler.rung_levels == [1, 3, 9]
+
+
+def test_brackets_start_trials_at_their_bracket_rung(tmp_path) -> None:
+    scheduler = MobsterScheduler(max_t=9, reduction_factor=3, brackets=3, seed=3)
+    results = _run(
+        constant_loss,
+        {"v": tune.grid_search([5, 3, 8, 1, 4, 9, 2, 6, 7, 0])},
+        scheduler,
+        tmp_path,
+        metric="loss",
+        mode="min",
+    )
+    assert not results.errors
+    starts = {r.config["v"]: scheduler.trial_rung_levels(r.metrics["trial_id"])[0] for r in results}
+    assert set(starts.values()) <= {1, 3, 9} and len(set(starts.values())) > 1
+    for result in results:
+        levels = scheduler.trial_rung_levels(result.metrics["trial_id"])
+        assert result.metrics["training_iteration"] in levels  # stopped only at its own rungs
+
+
+def test_promotion_pauses_and_resumes_trials_from_checkpoints(tmp_path) -> None:
+    scheduler = MobsterScheduler(max_t=9, reduction_factor=3, type="promotion")
+    searcher = MobsterSearcher(seed=1, num_initial_random=100)  # random: this test is about scheduling
+    results = _run(
+        checkpointing_trainable,
+        {"v": tune.uniform(0, 1)},
+        scheduler,
+        tmp_path,
+        metric="loss",
+        mode="min",
+        search_alg=searcher,
+        num_samples=9,
+    )
+    assert not results.errors
+    resumed_trials = 0
+    for result in results:
+        history = result.metrics_dataframe
+        iterations = list(history["training_iteration"])
+        # training_iteration continues across pauses: never restarted, never repeated.
+        assert iterations == list(range(1, len(iterations) + 1))
+        assert iterations[-1] in (1, 3, 9)
+        if history["resumed"].any():
+            resumed_trials += 1
+            first_resumed = int(history.loc[history["resumed"], "training_iteration"].iloc[0])
+            assert first_resumed - 1 in (1, 3)  # resumed right after the rung it paused at
+    assert resumed_trials >= 1
+    assert max(r.metrics["training_iteration"] for r in results) == 9
+    assert "num_paused=" in scheduler.debug_string()
+
+
+def test_promotion_without_checkpoints_raises_a_clear_error(tmp_path) -> None:
+    scheduler = MobsterScheduler(max_t=9, reduction_factor=3, type="promotion")
+    with pytest.raises(MissingCheckpointError, match="tune.report.*checkpoint=tune.Checkpoint"):
+        _run(
+            constant_loss,
+            {"v": tune.grid_search([0, 1, 2, 3])},
+            scheduler,
+            tmp_path,
+            metric="loss",
+            mode="min",
+        )
+
+
+def test_promotion_detects_a_trial_resumed_from_an_older_checkpoint(tmp_path) -> None:
+    # Checkpoints only every 2nd iteration: a trial paused at rung 3 resumes from iteration 2.
+    scheduler = MobsterScheduler(max_t=9, reduction_factor=3, grace_period=3, type="promotion")
+    with pytest.raises(MissingCheckpointError, match="paused at training_iteration=3 but resumed at"):
+        _run(
+            checkpointing_trainable,
+            {"v": tune.grid_search([0, 1, 2, 3]), "checkpoint_every": 2},
+            scheduler,
+            tmp_path,
+            metric="loss",
+            mode="min",
+        )
+
+
+def nan_or_failing(config: dict) -> None:
+    for iteration in range(1, 10):
+        if config["v"] == "fail" and iteration == 2:
+            raise RuntimeError("the trainable broke")
+        loss = math.nan if config["v"] == "nan" else float(config["v"])
+        tune.report({"loss": loss})
+
+
+def test_nan_metrics_and_errors_fail_trials_not_the_experiment(tmp_path) -> None:
+    scheduler = MobsterScheduler(max_t=9, reduction_factor=3)
+    searcher = MobsterSearcher(num_initial_random=100, points_to_evaluate=[{"v": v} for v in ["1", "nan", "fail", "2"]])
+    with pytest.warns(RuntimeWarning) as caught:
+        results = _run(
+            nan_or_failing,
+            {"v": tune.choice(["1", "nan", "fail", "2"])},
+            scheduler,
+            tmp_path,
+            metric="loss",
+            mode="min",
+            search_alg=searcher,
+            num_samples=4,
+        )
+    by_value = {r.config["v"]: r for r in results}
+    assert by_value["fail"].error is not None
+    assert by_value["nan"].error is None and by_value["nan"].metrics["training_iteration"] == 1  # stopped
+    assert by_value["1"].metrics["training_iteration"] == 9
+    nan_trial = by_value["nan"].metrics["trial_id"]
+    nan_warnings = [str(w.message) for w in caught if nan_trial in str(w.message)]
+    assert len([m for m in nan_warnings if m.startswith("MobsterScheduler")]) == 1
+    assert len([m for m in nan_warnings if m.startswith("MobsterSearcher")]) == 1

@@ -1,0 +1,353 @@
+"""``MobsterSearcher``: MOBSTER's model-based suggestions as a Ray Tune ``Searcher``.
+
+The searcher keeps the whole history (configuration and rung-level results of every trial) and
+hands it to the core :class:`mobster.searcher.ModelBasedSearcher`, which is stateless with
+respect to data. Keeping the history here is what lets an experiment resume: ``save`` and
+``restore`` persist it, and :class:`tune_mobster.MobsterScheduler` rebuilds its rung state
+from it after ``Tuner.restore``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray import cloudpickle
+from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searcher
+
+from mobster.history import TrialRecord
+from mobster.rungs import next_level, rung_levels, validate_resources
+from mobster.searcher import ModelBasedSearcher
+from tune_mobster.search_space import RaySearchSpace, convert_search_space
+
+#: Bumped when the layout of the saved state changes.
+STATE_VERSION = 1
+
+
+@dataclass
+class _Trial:
+    """What the searcher knows about one trial."""
+
+    config: dict[str, Any]  # core configuration (parameter name -> core value)
+    results: dict[float, float] = field(default_factory=dict)  # resource -> finite reported value
+    last_resource: float | None = None  # latest resource reported, NaN values included
+    finished: bool = False  # completed, stopped or failed
+    paused: bool = False
+    first_level: int | None = None  # first rung of its Hyperband bracket, set by the scheduler
+
+
+class MobsterSearcher(Searcher):
+    """MOBSTER's searcher: a joint Gaussian process over (configuration, resource).
+
+    It observes the results of every trial at rung levels, fantasizes running and paused
+    trials at their next rung, and suggests the configuration that maximises expected
+    improvement at the largest well-populated rung (Klein et al., 2020).
+
+    With :class:`tune_mobster.MobsterScheduler` the two agree on ``time_attr`` and the rung
+    levels by themselves: the scheduler's settings win. Used with Ray's ``ASHAScheduler`` or
+    with FIFO (no scheduler), the searcher models results at its own rung levels
+    ``grace_period * reduction_factor**k`` up to ``max_t``; pass the scheduler's values to
+    make them coincide. With FIFO every trial runs to the end, so the model sees full learning
+    curves and acquires at the full budget once three trials have finished.
+
+    Args:
+        metric: The metric to optimise (or set it in ``tune.TuneConfig``).
+        mode: ``"min"`` or ``"max"`` (or set it in ``tune.TuneConfig``).
+        points_to_evaluate: Configurations (nested like ``param_space``) to run first.
+        seed: Seed of the random draws, so that a run can be repeated.
+        space: A ``param_space``-like dict of ``tune.*`` domains, if not given to the Tuner.
+        time_attr: The result key that counts the resource (training iterations, epochs).
+        max_t: The maximum resource per trial. ``None``: taken from the scheduler, else from
+            ``RunConfig(stop={time_attr: ...})``, else the largest resource reported so far.
+        grace_period: The first rung level when no ``MobsterScheduler`` is used.
+        reduction_factor: The spacing of rung levels when no ``MobsterScheduler`` is used.
+        kernel: The resource kernel of the GP: ``"exp-decay-sum"`` (default),
+            ``"exp-decay-combined"`` or ``"matern52"``.
+        num_initial_random: Random configurations before the model is used (the first one is
+            the centre of the space).
+        num_fantasies: Samples drawn at pending trials' next rungs.
+        max_observations: The GP's data cap (lower rungs are subsampled beyond it).
+        max_concurrent: Maximum running trials; paused trials do not count. ``0``: no limit.
+            ``tune.TuneConfig(max_concurrent_trials=...)`` sets it too.
+        device: ``"cpu"`` or ``"cuda"``: where the GP runs (always on the driver).
+    """
+
+    def __init__(
+        self,
+        metric: str | None = None,
+        mode: str | None = None,
+        *,
+        points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
+        seed: int | None = None,
+        space: Mapping[str, Any] | None = None,
+        time_attr: str = "training_iteration",
+        max_t: int | None = None,
+        grace_period: int = 1,
+        reduction_factor: float = 3,
+        kernel: str = "exp-decay-sum",
+        num_initial_random: int = 6,
+        num_fantasies: int = 20,
+        max_observations: int = 500,
+        max_concurrent: int = 0,
+        device: str = "cpu",
+    ) -> None:
+        if isinstance(metric, (list, tuple)) or isinstance(mode, (list, tuple)):
+            raise ValueError("MobsterSearcher optimises a single metric; got a list")
+        if mode is not None and mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        validate_resources(grace_period, max_t if max_t is not None else grace_period, reduction_factor)
+        super().__init__(metric=metric, mode=mode)
+        self._seed = seed
+        self._time_attr = time_attr
+        self._max_t = max_t
+        self._stop_max_t: int | None = None
+        self._grace_period = grace_period
+        self._reduction_factor = reduction_factor
+        self._scheduler_levels: list[int] | None = None
+        self._core_options = {
+            "kernel": kernel,
+            "num_initial_random": num_initial_random,
+            "num_fantasies": num_fantasies,
+            "max_observations": max_observations,
+            "device": device,
+        }
+        self._max_concurrent = max_concurrent
+        self._trials: dict[str, _Trial] = {}
+        self._nan_warned: set[str] = set()
+        self._space: RaySearchSpace | None = None
+        self._raw_points = [dict(p) for p in points_to_evaluate or []]
+        self._points: list[dict[str, Any]] = []
+        self._core: ModelBasedSearcher | None = None
+        self._core_key: tuple | None = None
+        if space:
+            self._set_space(space)
+
+    # ----- Ray's Searcher API -------------------------------------------------------------
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
+    ) -> bool:
+        if self._space is not None:
+            return False
+        if metric:
+            self._metric = metric
+        if mode:
+            self._mode = mode
+        stop = spec.get("stop")
+        if isinstance(stop, Mapping) and isinstance(stop.get(self._time_attr), (int, float)):
+            self._stop_max_t = int(stop[self._time_attr])
+        self._set_space(config)
+        return True
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        # Taking over concurrency keeps paused trials from holding ConcurrencyLimiter slots.
+        self._max_concurrent = max_concurrent
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self._space is None:
+            raise RuntimeError(UNDEFINED_SEARCH_SPACE.format(cls=type(self).__name__, space="space"))
+        if not self._metric or not self._mode:
+            raise RuntimeError(
+                UNDEFINED_METRIC_MODE.format(cls=type(self).__name__, metric=self._metric, mode=self._mode)
+            )
+        if self._max_concurrent > 0 and self._num_running() >= self._max_concurrent:
+            return None
+        config = self._next_point()
+        if config is None:
+            try:
+                config = self._core_searcher().suggest(self._records())
+            except LookupError:  # every configuration of a finite space has been tried
+                return Searcher.FINISHED
+        self._trials[trial_id] = _Trial(config=config)
+        return self._space.to_ray(config)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        trial = self._trials.get(trial_id)
+        if trial is None:
+            return
+        # Not unpaused here: Ray reports the result a trial is paused on after on_pause.
+        self._record(trial_id, trial, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        # Idempotent: after Tuner.restore a trial can complete twice.
+        trial = self._trials.get(trial_id)
+        if trial is None:
+            return
+        if result:
+            # The result on which a scheduler stops a trial arrives only here.
+            self._record(trial_id, trial, result)
+        trial.finished = True
+        trial.paused = False
+
+    def on_pause(self, trial_id: str) -> None:
+        """A scheduler paused the trial: it no longer counts against ``max_concurrent``."""
+        if trial_id in self._trials:
+            self._trials[trial_id].paused = True
+
+    def on_unpause(self, trial_id: str) -> None:
+        """A scheduler resumed the trial."""
+        if trial_id in self._trials:
+            self._trials[trial_id].paused = False
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            cloudpickle.dump(self._state(), file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            state = cloudpickle.load(file)
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"{checkpoint_path}: searcher state of an unknown version {state.get('version')}")
+        for key, value in state.items():
+            if key != "version":
+                setattr(self, key, value)
+        self._core = None  # refitted on the restored history at the next suggestion
+        self._core_key = None
+
+    # ----- the MobsterScheduler handshake ------------------------------------------------
+
+    def adopt_schedule(self, time_attr: str, levels: Sequence[int]) -> None:
+        """Use a scheduler's resource attribute and rung levels (called by ``MobsterScheduler``)."""
+        self._time_attr = time_attr
+        self._scheduler_levels = list(levels)
+
+    def set_bracket_start(self, trial_id: str, level: int) -> None:
+        """Record the first rung of the trial's Hyperband bracket (called by the scheduler)."""
+        if trial_id in self._trials:
+            self._trials[trial_id].first_level = level
+
+    def bracket_start(self, trial_id: str) -> int | None:
+        """The first rung of the trial's bracket, if known (it survives ``Tuner.restore``)."""
+        trial = self._trials.get(trial_id)
+        return trial.first_level if trial else None
+
+    def reported_results(self, trial_id: str) -> dict[float, float]:
+        """Resource level to the finite metric value reported there (as reported, not negated)."""
+        trial = self._trials.get(trial_id)
+        return dict(trial.results) if trial else {}
+
+    @property
+    def rung_levels(self) -> list[int]:
+        """The rung levels results are modelled at (and pending trials fantasized at)."""
+        if self._scheduler_levels is not None:
+            return list(self._scheduler_levels)
+        max_t = self._max_t or self._stop_max_t
+        if max_t is None:
+            seen = [t.last_resource for t in self._trials.values() if t.last_resource is not None]
+            max_t = max([self._grace_period] + [int(math.ceil(r)) for r in seen])
+        return rung_levels(self._grace_period, int(max_t), self._reduction_factor)
+
+    # ----- internals ----------------------------------------------------------------------
+
+    def _set_space(self, param_space: Mapping[str, Any]) -> None:
+        self._space = convert_search_space(param_space)
+        self._points = [self._space.to_core(point) for point in self._raw_points]
+
+    def _next_point(self) -> dict[str, Any] | None:
+        assert self._space is not None
+        seen = {self._space.space.config_key(t.config) for t in self._trials.values()}
+        while self._points:
+            point = self._points.pop(0)
+            if self._space.space.config_key(point) not in seen:
+                return point
+        return None
+
+    def _num_running(self) -> int:
+        return sum(not t.finished and not t.paused for t in self._trials.values())
+
+    def _record(self, trial_id: str, trial: _Trial, result: Mapping[str, Any]) -> None:
+        resource = result.get(self._time_attr)
+        if not isinstance(resource, (int, float)) or self._metric not in result:
+            return
+        trial.last_resource = resource if trial.last_resource is None else max(trial.last_resource, resource)
+        value = result[self._metric]
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            trial.results[resource] = float(value)
+        elif trial_id not in self._nan_warned:
+            self._nan_warned.add(trial_id)
+            warnings.warn(
+                f"MobsterSearcher: trial {trial_id} reported {self._metric}={value!r} at "
+                f"{self._time_attr}={resource}; non-finite values are left out of the model",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def _pending_level(self, trial: _Trial, levels: list[int]) -> int | None:
+        """The rung at which a running or paused trial reports next (where it is fantasized)."""
+        if trial.finished:
+            return None
+        if trial.first_level in levels:
+            levels = levels[levels.index(trial.first_level) :]
+        if trial.last_resource is None:
+            return levels[0]
+        return next_level(levels, trial.last_resource)
+
+    def _records(self) -> list[TrialRecord]:
+        levels = self.rung_levels
+        return [
+            TrialRecord(config=t.config, results=dict(t.results), pending_at=self._pending_level(t, levels))
+            for t in self._trials.values()
+        ]
+
+    def _core_searcher(self) -> ModelBasedSearcher:
+        """The core searcher for the current rung levels (rebuilt when they change)."""
+        assert self._space is not None
+        levels = self.rung_levels
+        key = (tuple(levels), self._mode)
+        if self._core is None or self._core_key != key:
+            # A fresh seed per rebuild: a restored or rebuilt core must not replay old draws.
+            seed = None if self._seed is None else self._seed + len(self._trials)
+            self._core = ModelBasedSearcher(
+                self._space.space,
+                max_resource=levels[-1],
+                levels=levels,
+                mode=self._mode,
+                seed=seed,
+                **self._core_options,
+            )
+            self._core_key = key
+        return self._core
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "_metric": self._metric,
+            "_mode": self._mode,
+            "_seed": self._seed,
+            "_time_attr": self._time_attr,
+            "_max_t": self._max_t,
+            "_stop_max_t": self._stop_max_t,
+            "_grace_period": self._grace_period,
+            "_reduction_factor": self._reduction_factor,
+            "_scheduler_levels": self._scheduler_levels,
+            "_core_options": self._core_options,
+            "_max_concurrent": self._max_concurrent,
+            "_trials": self._trials,
+            "_nan_warned": self._nan_warned,
+            "_space": self._space,
+            "_raw_points": self._raw_points,
+            "_points": self._points,
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The core holds a lock and torch state: never pickle it, rebuild it on demand.
+        state = self.__dict__.copy()
+        state["_core"] = None
+        state["_core_key"] = None
+        return state
+
+
+def find_mobster_searcher(search_alg: Any) -> MobsterSearcher | None:
+    """The ``MobsterSearcher`` inside Ray's wrappers (``SearchGenerator``, ``ConcurrencyLimiter``)."""
+    node = search_alg
+    while node is not None:
+        if isinstance(node, MobsterSearcher):
+            return node
+        node = getattr(node, "searcher", None)
+    return None
