@@ -170,7 +170,7 @@ def plot_incumbents(runs: Mapping[str, Sequence[TrialRecord]], path: Path, title
 
 def plot_learning_curves(records: Sequence[TrialRecord], rung_levels: Sequence[int], path: Path, title: str) -> None:
     """Validation error per epoch for every trial, coloured by fate, rungs marked, best trial in black."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
     counts = {fate: 0 for fate in Fate}
     reported = [r for r in records if r.curve]
     # Draw completed trials last so that the few long curves stay visible above the many short ones.
@@ -196,7 +196,7 @@ def plot_learning_curves(records: Sequence[TrialRecord], rung_levels: Sequence[i
     ax.grid(True, which="major", axis="y", alpha=0.3)
     handles = [Line2D([], [], color=FATE_COLOURS[f], lw=2, label=f"{f.value} ({counts[f]})") for f in Fate]
     handles.append(Line2D([], [], color="black", lw=2.2, marker="*", mfc="gold", ms=12, label="best trial"))
-    ax.legend(handles=handles, loc="upper right")
+    fig.legend(handles=handles, loc="outside right upper")  # beside the axes: curves fill the plot
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

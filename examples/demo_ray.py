@@ -1,0 +1,174 @@
+"""Joint architecture + hyperparameter search with MOBSTER in Ray Tune, on real training.
+
+    python examples/demo_ray.py                 # MOBSTER: MobsterSearcher + MobsterScheduler
+    python examples/demo_ray.py --baseline asha # ASHA: Ray's random search + the same scheduler
+    python examples/demo_ray.py --compare       # both, one after the other, and a joint figure
+
+An MLP family on scikit-learn's digits (see ``examples/nas_model.py`` for the space) is trained
+epoch by epoch in a function trainable that reports the validation error with a checkpoint after
+every epoch. ``MobsterScheduler(type="promotion")`` pauses trials at the rungs (1, 3, 9, 27 epochs
+by default) and resumes the promising ones from their checkpoints. Ray runs locally, one trial per
+CPU (or per GPU when there is one); results go under ``--out``, with a summary and figures.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as a script, `examples` is not importable otherwise
+    sys.path.insert(0, str(REPO_ROOT))
+
+import argparse  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import zlib  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from typing import Any  # noqa: E402
+
+import ray  # noqa: E402
+import torch  # noqa: E402
+from ray import tune  # noqa: E402
+
+from examples.nas_model import SPACE_DOC, Trainer, TrialConfig, ray_param_space  # noqa: E402
+from examples.reporting import CurvePoint, RunSummary, TrialRecord, plot_incumbents, report_run  # noqa: E402
+from mobster.rungs import rung_levels  # noqa: E402
+from tune_mobster import MobsterScheduler, MobsterSearcher  # noqa: E402
+
+REDUCTION_FACTOR = 3
+METRIC = "val_error"
+CHECKPOINT_FILE = "trainer.pt"
+METHOD_LABELS = {"mobster": "MOBSTER (Ray Tune)", "asha": "ASHA (Ray Tune: random search)"}
+
+
+def train_trial(params: dict[str, Any], *, max_epochs: int, seed: int) -> None:
+    """Ray Tune function trainable: one epoch per result, each with a checkpoint to resume from.
+
+    The promotion scheduler pauses a trial at a rung by stopping its actor; when it promotes the
+    trial, this function starts again and must continue from the checkpoint, not from epoch 0.
+    """
+    torch.set_num_threads(1)  # one CPU per trial; more intra-op threads would only contend
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    trial_seed = seed + zlib.crc32(tune.get_context().get_trial_id().encode())
+    trainer = Trainer(TrialConfig.from_params(params), max_epochs, seed=trial_seed, device=device)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            trainer.load_state_dict(torch.load(Path(directory) / CHECKPOINT_FILE, map_location=device))
+    while not trainer.finished:
+        error = trainer.train_one_epoch()
+        with tempfile.TemporaryDirectory() as directory:  # Tune copies it into the trial's storage
+            torch.save(trainer.state_dict(), Path(directory) / CHECKPOINT_FILE)
+            tune.report(
+                {METRIC: error, "epoch": trainer.epoch, "wall_time": time.time()},
+                checkpoint=tune.Checkpoint.from_directory(directory),
+            )
+
+
+def trial_records(results: tune.ResultGrid, start_time: float) -> list[TrialRecord]:
+    """Learning curves from each trial's stored results, times relative to the start of the run."""
+    records = []
+    for result in results:
+        frame = result.metrics_dataframe
+        curve: tuple[CurvePoint, ...] = ()
+        if frame is not None and METRIC in frame:
+            rows = frame.dropna(subset=[METRIC]).drop_duplicates("epoch").sort_values("epoch")
+            curve = tuple(
+                CurvePoint(int(row.epoch), float(row.val_error), float(row.wall_time) - start_time)
+                for row in rows.itertuples()
+            )
+        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+        records.append(TrialRecord(str(trial_id), TrialConfig.from_params(result.config), curve))
+    return records
+
+
+def run_experiment(method: str, args: argparse.Namespace) -> tuple[RunSummary, list[TrialRecord]]:
+    """One Tune experiment of ``method`` ("mobster" or "asha") under the budget in ``args``."""
+    label = METHOD_LABELS[method]
+    resources = {"cpu": 1, "gpu": 1} if torch.cuda.is_available() else {"cpu": 1}
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, max_epochs=args.epochs, seed=args.seed), resources
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=ray_param_space(),
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode="min",
+            search_alg=MobsterSearcher(seed=args.seed) if method == "mobster" else None,
+            scheduler=MobsterScheduler(
+                max_t=args.epochs, grace_period=1, reduction_factor=REDUCTION_FACTOR, type="promotion"
+            ),
+            num_samples=args.trials,
+            max_concurrent_trials=args.workers,
+            time_budget_s=args.timeout,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            storage_path=str((args.out / "ray_results").resolve()),
+            name=f"{method}-{time.strftime('%Y%m%d-%H%M%S')}",
+            # Only the latest checkpoint is ever resumed from; older ones would just fill the disk.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            verbose=args.verbose,
+        ),
+    )
+    print(f"\n{label}: up to {args.trials} trials of up to {args.epochs} epochs, {args.workers} at a time "
+          f"on {resources}, time limit {args.timeout:.0f} s", flush=True)
+    start = time.time()
+    results = tuner.fit()
+    wall_clock_s = time.time() - start
+    records = trial_records(results, start)
+    levels = rung_levels(1, args.epochs, REDUCTION_FACTOR)
+    summary = report_run(label, records, levels, wall_clock_s, args.out / method)
+    print(f"Ray results: {results.experiment_path}", flush=True)
+    return summary, records
+
+
+def start_local_ray(workers: int) -> None:
+    """A local Ray instance whose workers can import ``examples`` from any working directory."""
+    # Workers inherit the driver's environment but not its sys.path.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    # `num_to_keep=1` makes Tune snapshot its (small, local) experiment state after every checkpoint,
+    # and warn about it each time; the snapshots are cheap here, the warnings only noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    ray.init(num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=True)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=60, help="most trials to start (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=27, help="maximum epochs per trial (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=2, help="trials run at once (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=200.0,
+                        help="Tune stops the experiment after this many seconds (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the searcher and of the trainings")
+    parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Ray's progress output")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "demo_ray",
+                        help="Ray results, figures and summary go here (default: out/demo_ray)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--baseline", choices=["asha"], help="run the baseline instead of MOBSTER")
+    group.add_argument("--compare", action="store_true", help="run MOBSTER, then ASHA with the same budget")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> list[RunSummary]:
+    args = parse_args(argv)
+    print("Search space:\n" + SPACE_DOC)
+    start_local_ray(args.workers)
+    try:
+        methods = ["mobster", "asha"] if args.compare else [args.baseline or "mobster"]
+        runs = {method: run_experiment(method, args) for method in methods}
+    finally:
+        ray.shutdown()
+    if args.compare:
+        figure = args.out / "incumbent_comparison.png"
+        plot_incumbents({METHOD_LABELS[m]: records for m, (_, records) in runs.items()}, figure,
+                        "MOBSTER vs ASHA (Ray Tune): incumbent over time")
+        print(f"\ncomparison figure: {figure}")
+    return [summary for summary, _ in runs.values()]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The demos in ``examples/``: the model family on its own, then shortened end-to-end runs.
+
+The end-to-end tests run each demo script as a newcomer would (a subprocess, from the command line)
+with few trials and epochs, then check its ``summary.json`` and figures.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from examples.nas_model import SPACE, Trainer, TrialConfig, ray_param_space, suggest_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+SMALL_CONFIG = {
+    "n_layers": 2, "width_1": 48, "width_2": 24, "activation": "gelu", "residual": True, "norm": "batch",
+    "dropout": 0.2, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "lr_schedule": "step",
+    "weight_decay": 1e-4, "batch_size": 64, "label_smoothing": 0.1,
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    # The tests share few cores with other processes; intra-op threads then slow training down a lot.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_curve() -> None:
+    config = TrialConfig.from_params(SMALL_CONFIG)
+    uninterrupted = Trainer(config, max_epochs=6, seed=7)
+    expected = [uninterrupted.train_one_epoch() for _ in range(6)]
+
+    first = Trainer(config, max_epochs=6, seed=7)
+    curve = [first.train_one_epoch() for _ in range(2)]
+    resumed = Trainer(config, max_epochs=6, seed=123)  # another seed: everything must come from the state
+    resumed.load_state_dict(first.state_dict())
+    while not resumed.finished:
+        curve.append(resumed.train_one_epoch())
+
+    assert curve == expected
+    assert expected[-1] < 0.5  # it does learn the digits
+
+
+def test_widths_and_momentum_are_suggested_only_when_active() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(30):
+        trial = study.ask()
+        config = suggest_config(trial)
+        n_layers = trial.params["n_layers"]
+        assert len(config.widths) == n_layers
+        assert {f"width_{i}" for i in range(1, 5)} & trial.params.keys() == {f"width_{i}" for i in range(1, n_layers + 1)}
+        assert ("momentum" in trial.params) == (trial.params["optimizer"] == "sgd")
+        study.tell(trial, 0.5)
+
+
+def test_ray_space_has_every_parameter_and_builds_models() -> None:
+    space = ray_param_space()
+    assert list(space) == [param.name for param in SPACE] and len(space) >= 10
+    params = {name: domain.sample() for name, domain in space.items()}
+    model = Trainer(TrialConfig.from_params(params), max_epochs=1).model
+    assert model(torch.zeros(4, 64)).shape == (4, 10)
+
+
+def run_demo(script: str, out: Path, *args: str) -> dict:
+    """Run ``examples/<script>`` in a fresh interpreter and return its summary."""
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / script), "--out", str(out), *args],
+        capture_output=True, text=True, timeout=300, cwd=out,  # any working directory must do
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    assert "summary" in completed.stdout
+    return json.loads((out / "mobster" / "summary.json").read_text())
+
+
+def assert_finished_with_rung_decisions(summary: dict, n_trials: int) -> None:
+    assert summary["n_started"] == n_trials
+    assert summary["n_failed"] == 0
+    assert summary["n_stopped"] > 0, "no trial was stopped at a rung"
+    assert summary["n_promotions"] > 0, "no trial was promoted past a rung"
+    assert 0.0 <= summary["best_error"] < 0.9
+    for figure in summary["figures"]:
+        assert Path(figure).read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.slow
+def test_optuna_demo_short_run(tmp_path: Path) -> None:
+    summary = run_demo("demo_optuna.py", tmp_path, "--trials", "10", "--epochs", "3", "--workers", "2")
+    assert_finished_with_rung_decisions(summary, n_trials=10)
+    assert (tmp_path / "optuna.db").is_file()
+
+
+@pytest.mark.slow
+def test_ray_demo_short_run(tmp_path: Path) -> None:
+    summary = run_demo("demo_ray.py", tmp_path, "--trials", "6", "--epochs", "3", "--workers", "2", "--verbose", "0")
+    assert_finished_with_rung_decisions(summary, n_trials=6)
