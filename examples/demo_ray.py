@@ -68,7 +68,11 @@ def train_trial(params: dict[str, Any], *, max_epochs: int, seed: int) -> None:
 
 
 def trial_records(results: tune.ResultGrid, start_time: float) -> list[TrialRecord]:
-    """Learning curves from each trial's stored results, times relative to the start of the run."""
+    """Learning curves from each trial's stored results, times relative to the start of the run.
+
+    Trials that the time budget ended before they started are left out; a trial that raised is
+    kept with an empty curve (it counts as failed).
+    """
     records = []
     for result in results:
         frame = result.metrics_dataframe
@@ -79,8 +83,11 @@ def trial_records(results: tune.ResultGrid, start_time: float) -> list[TrialReco
                 CurvePoint(int(row.epoch), float(row.val_error), float(row.wall_time) - start_time)
                 for row in rows.itertuples()
             )
+        if not curve and result.error is None:
+            continue
+        config = TrialConfig.from_params(result.config) if result.config else None
         trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
-        records.append(TrialRecord(str(trial_id), TrialConfig.from_params(result.config), curve))
+        records.append(TrialRecord(str(trial_id), config, curve))
     return records
 
 
