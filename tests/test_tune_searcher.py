@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import ray
+import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
@@ -173,6 +174,12 @@ def test_searcher_errors_name_the_problem() -> None:
         MobsterSearcher("loss", "min").set_search_properties(None, None, {"lr": tune.grid_search([0.1, 0.2])})
     with pytest.raises(ValueError, match="'n'.*out of its bounds"):
         MobsterSearcher("loss", "min", space=SPACE, points_to_evaluate=[{"x": 0.1, "n": 4, "act": "relu"}])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a driver without CUDA")
+def test_cuda_device_without_cuda_is_rejected_at_construction() -> None:
+    with pytest.raises(ValueError, match="CUDA is not available on the driver"):
+        MobsterSearcher(device="cuda")
 
 
 def test_a_finite_space_finishes_the_search() -> None:

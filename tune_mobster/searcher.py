@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from ray import cloudpickle
 from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searcher
 
@@ -99,6 +100,9 @@ class MobsterSearcher(Searcher):
         if mode is not None and mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         validate_resources(grace_period, max_t if max_t is not None else grace_period, reduction_factor)
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            # The GP runs on the driver, where the searcher is built: fail before the experiment.
+            raise ValueError(f"device={device!r}, but CUDA is not available on the driver, where the GP runs")
         super().__init__(metric=metric, mode=mode)
         self._seed = seed
         self._time_attr = time_attr
