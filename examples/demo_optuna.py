@@ -31,7 +31,8 @@ import torch  # noqa: E402
 from optuna.trial import FrozenTrial  # noqa: E402
 
 from examples.nas_model import SPACE_DOC, Trainer, TrialConfig, suggest_config  # noqa: E402
-from examples.reporting import CurvePoint, RunSummary, TrialRecord, plot_incumbents, report_run  # noqa: E402
+from examples.demo_cli import build_parser, run_methods  # noqa: E402
+from examples.reporting import CurvePoint, RunSummary, TrialRecord, report_run  # noqa: E402
 from mobster.rungs import rung_levels  # noqa: E402
 from optuna_mobster import MobsterPruner, MobsterSampler  # noqa: E402
 
@@ -112,35 +113,19 @@ def run_study(method: str, args: argparse.Namespace) -> tuple[RunSummary, list[T
     return summary, records
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=100, help="most trials to start (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=27, help="maximum epochs per trial (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=2, help="trials run at once, in threads (default: %(default)s)")
-    parser.add_argument("--timeout", type=float, default=180.0,
-                        help="no new trials after this many seconds (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and of the trainings")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "demo_optuna",
-                        help="SQLite file, figures and summary go here (default: out/demo_optuna)")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--baseline", choices=["asha"], help="run the baseline instead of MOBSTER")
-    group.add_argument("--compare", action="store_true", help="run MOBSTER, then ASHA with the same budget")
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> list[RunSummary]:
-    args = parse_args(argv)
+    args = build_parser(
+        __doc__,
+        trials=100,
+        timeout=180.0,
+        timeout_help="no new trials after this many seconds",
+        workers_help="trials run at once, in threads",
+        out=REPO_ROOT / "out" / "demo_optuna",
+    ).parse_args(argv)
     torch.set_num_threads(1)  # the workers share few cores; intra-op threads would only contend
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says enough
     print("Search space:\n" + SPACE_DOC)
-    methods = ["mobster", "asha"] if args.compare else [args.baseline or "mobster"]
-    runs = {method: run_study(method, args) for method in methods}
-    if args.compare:
-        figure = args.out / "incumbent_comparison.png"
-        plot_incumbents({METHOD_LABELS[m]: records for m, (_, records) in runs.items()}, figure,
-                        "MOBSTER vs ASHA (Optuna): incumbent over time")
-        print(f"\ncomparison figure: {figure}")
-    return [summary for summary, _ in runs.values()]
+    return run_methods(args, lambda method: run_study(method, args), "Optuna")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ import torch  # noqa: E402
 from ray import tune  # noqa: E402
 
 from examples.nas_model import SPACE_DOC, Trainer, TrialConfig, ray_param_space  # noqa: E402
-from examples.reporting import CurvePoint, RunSummary, TrialRecord, plot_incumbents, report_run  # noqa: E402
+from examples.demo_cli import build_parser, run_methods  # noqa: E402
+from examples.reporting import CurvePoint, RunSummary, TrialRecord, report_run  # noqa: E402
 from mobster.rungs import rung_levels  # noqa: E402
 from tune_mobster import MobsterScheduler, MobsterSearcher  # noqa: E402
 
@@ -143,38 +144,23 @@ def start_local_ray(workers: int) -> None:
     ray.init(num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=True)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=60, help="most trials to start (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=27, help="maximum epochs per trial (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=2, help="trials run at once (default: %(default)s)")
-    parser.add_argument("--timeout", type=float, default=200.0,
-                        help="Tune stops the experiment after this many seconds (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the searcher and of the trainings")
-    parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Ray's progress output")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "demo_ray",
-                        help="Ray results, figures and summary go here (default: out/demo_ray)")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--baseline", choices=["asha"], help="run the baseline instead of MOBSTER")
-    group.add_argument("--compare", action="store_true", help="run MOBSTER, then ASHA with the same budget")
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> list[RunSummary]:
-    args = parse_args(argv)
+    parser = build_parser(
+        __doc__,
+        trials=60,
+        timeout=200.0,
+        timeout_help="Tune ends the experiment after this many seconds",
+        workers_help="trials run at once",
+        out=REPO_ROOT / "out" / "demo_ray",
+    )
+    parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Ray's progress output")
+    args = parser.parse_args(argv)
     print("Search space:\n" + SPACE_DOC)
     start_local_ray(args.workers)
     try:
-        methods = ["mobster", "asha"] if args.compare else [args.baseline or "mobster"]
-        runs = {method: run_experiment(method, args) for method in methods}
+        return run_methods(args, lambda method: run_experiment(method, args), "Ray Tune")
     finally:
         ray.shutdown()
-    if args.compare:
-        figure = args.out / "incumbent_comparison.png"
-        plot_incumbents({METHOD_LABELS[m]: records for m, (_, records) in runs.items()}, figure,
-                        "MOBSTER vs ASHA (Ray Tune): incumbent over time")
-        print(f"\ncomparison figure: {figure}")
-    return [summary for summary, _ in runs.values()]
 
 
 if __name__ == "__main__":
