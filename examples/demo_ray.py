@@ -57,7 +57,7 @@ def train_trial(params: dict[str, Any], *, max_epochs: int, seed: int) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            trainer.load_state_dict(torch.load(Path(directory) / CHECKPOINT_FILE, map_location=device))
+            trainer.load_state_dict(torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu"))
     while not trainer.finished:
         error = trainer.train_one_epoch()
         with tempfile.TemporaryDirectory() as directory:  # Tune copies it into the trial's storage

@@ -421,12 +421,14 @@ class Trainer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; tensors may be on any device (they are moved where needed)."""
         self.epoch = int(state["epoch"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_schedule.load_state_dict(state["lr_schedule"])
-        self._shuffle_generator.set_state(state["shuffle_generator"])
-        self._dropout_generator.set_state(state["dropout_generator"])
+        # Generator states must be CPU byte tensors, even for a CUDA generator.
+        self._shuffle_generator.set_state(state["shuffle_generator"].cpu())
+        self._dropout_generator.set_state(state["dropout_generator"].cpu())
 
     @property
     def finished(self) -> bool:
