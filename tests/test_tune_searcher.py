@@ -3,7 +3,9 @@ ASHAScheduler, with FIFO; and its save/restore and error paths."""
 
 from __future__ import annotations
 
+import pickle
 import sys
+import time
 
 import pytest
 import ray
@@ -130,7 +132,8 @@ def test_searcher_with_ray_asha_scheduler(tmp_path) -> None:
 
 def test_searcher_with_fifo_takes_max_t_from_the_stop_criterion(tmp_path) -> None:
     points = [{"x": 0.3, "n": 0, "act": "relu", "epochs": 9}, {"x": 0.9, "n": 3, "act": "tanh", "epochs": 9}]
-    searcher = MobsterSearcher(seed=3, num_initial_random=4, points_to_evaluate=points)
+    # In the background: Tune keeps processing results while the GP fits.
+    searcher = MobsterSearcher(seed=3, num_initial_random=4, points_to_evaluate=points, background=True)
     results = tune.Tuner(
         curve,
         param_space=SPACE,
@@ -174,6 +177,22 @@ def test_searcher_errors_name_the_problem() -> None:
         MobsterSearcher("loss", "min").set_search_properties(None, None, {"lr": tune.grid_search([0.1, 0.2])})
     with pytest.raises(ValueError, match="'n'.*out of its bounds"):
         MobsterSearcher("loss", "min", space=SPACE, points_to_evaluate=[{"x": 0.1, "n": 4, "act": "relu"}])
+
+
+def test_background_suggestions_arrive_at_a_later_call() -> None:
+    searcher = MobsterSearcher("loss", "min", space=SPACE, seed=6, num_initial_random=2, background=True)
+    first = [searcher.suggest("t0"), searcher.suggest("t1")]  # random phase: immediate
+    for name, config in zip(("t0", "t1"), first):
+        for iteration in (1, 3):
+            searcher.on_trial_result(name, {"training_iteration": iteration, "loss": config["x"] + 1 / iteration})
+    assert searcher.suggest("t2") is None  # the GP fit starts in a driver thread
+    deadline = time.monotonic() + 120
+    config = None
+    while config is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        config = searcher.suggest(f"t{len(searcher._trials) + 3}")
+    assert config is not None and config not in first
+    assert pickle.loads(pickle.dumps(searcher))._future is None  # no thread state is pickled
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a driver without CUDA")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,11 @@ class MobsterSearcher(Searcher):
         max_concurrent: Maximum running trials; paused trials do not count. ``0``: no limit.
             ``tune.TuneConfig(max_concurrent_trials=...)`` sets it too.
         device: ``"cpu"`` or ``"cuda"``: where the GP runs (always on the driver).
+        background: Fit the GP and optimise the acquisition in a driver thread. Ray's event loop
+            blocks while ``suggest`` runs, and a function trainable waits in ``tune.report``
+            until the driver takes its result; in the background, running trials go on while the
+            next configuration is computed (on the history as it was when the computation began).
+            Results then depend on timing: keep ``False`` for reproducible seeded runs.
     """
 
     def __init__(
@@ -94,6 +100,7 @@ class MobsterSearcher(Searcher):
         max_observations: int = 500,
         max_concurrent: int = 0,
         device: str = "cpu",
+        background: bool = False,
     ) -> None:
         if isinstance(metric, (list, tuple)) or isinstance(mode, (list, tuple)):
             raise ValueError("MobsterSearcher optimises a single metric; got a list")
@@ -119,6 +126,9 @@ class MobsterSearcher(Searcher):
             "device": device,
         }
         self._max_concurrent = max_concurrent
+        self._background = background
+        self._executor: ThreadPoolExecutor | None = None
+        self._future: Future | None = None
         self._trials: dict[str, _Trial] = {}
         self._nan_warned: set[str] = set()
         self._space: RaySearchSpace | None = None
@@ -163,9 +173,11 @@ class MobsterSearcher(Searcher):
         config = self._next_point()
         if config is None:
             try:
-                config = self._core_searcher().suggest(self._records())
+                config = self._model_suggestion()
             except LookupError:  # every configuration of a finite space has been tried
                 return Searcher.FINISHED
+            if config is None:
+                return None  # computing in the background: Tune asks again at its next step
         self._trials[trial_id] = _Trial(config=config)
         return self._space.to_ray(config)
 
@@ -213,6 +225,7 @@ class MobsterSearcher(Searcher):
                 setattr(self, key, value)
         self._core = None  # refitted on the restored history at the next suggestion
         self._core_key = None
+        self._future = None
 
     # ----- the MobsterScheduler handshake ------------------------------------------------
 
@@ -261,6 +274,26 @@ class MobsterSearcher(Searcher):
             if self._space.space.config_key(point) not in seen:
                 return point
         return None
+
+    def _model_suggestion(self) -> dict[str, Any] | None:
+        """The core's next configuration; ``None`` while a background computation runs."""
+        random_phase = len(self._trials) < self._core_options["num_initial_random"]
+        if not self._background or random_phase:
+            return self._core_searcher().suggest(self._records())
+        if self._future is None:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mobster")
+            self._future = self._executor.submit(self._core_searcher().suggest, self._records())
+            return None
+        if not self._future.done():
+            return None
+        future, self._future = self._future, None
+        config = future.result()  # re-raises what failed in the thread
+        assert self._space is not None
+        seen = {self._space.space.config_key(t.config) for t in self._trials.values()}
+        if self._space.space.config_key(config) in seen:  # taken meanwhile by a point to evaluate
+            return self._model_suggestion()
+        return config
 
     def _num_running(self) -> int:
         return sum(not t.finished and not t.paused for t in self._trials.values())
@@ -332,6 +365,7 @@ class MobsterSearcher(Searcher):
             "_scheduler_levels": self._scheduler_levels,
             "_core_options": self._core_options,
             "_max_concurrent": self._max_concurrent,
+            "_background": self._background,
             "_trials": self._trials,
             "_nan_warned": self._nan_warned,
             "_space": self._space,
@@ -344,6 +378,8 @@ class MobsterSearcher(Searcher):
         state = self.__dict__.copy()
         state["_core"] = None
         state["_core_key"] = None
+        state["_executor"] = None  # threads and pending computations do not survive pickling
+        state["_future"] = None
         return state
 
 
