@@ -30,7 +30,7 @@ class ExpDecayParameters(Module):
     BOUNDS = {
         "alpha": (1e-6, 250.0, 1.0),
         "mean_lam": (1e-4, 50.0, 0.5),
-        "gamma": (1e-4, 1.0, 0.5),
+        "gamma": (1e-4, 5.0, 0.5),
         "delta": (0.0, 1.0, 0.5),
     }
 

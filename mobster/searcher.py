@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from botorch.sampling import SobolQMCNormalSampler
 
 from mobster.acquisition import FantasyAveragedLogEI
+from mobster.fantasy import FantasizedModel
 from mobster.data import Observation, acquisition_resource, collect_observations, subsample
 from mobster.history import TrialRecord
 from mobster.model import KernelName, build_model, cholesky_jitter, fit_model, hyperparameters, validate_kernel
@@ -26,6 +26,8 @@ from mobster.space import SearchSpace
 
 #: Subtracted from the incumbent (standardised units), as the reference's EI jitter.
 EI_JITTER = 0.01
+#: Best known configurations (by posterior mean at r_acq) around which the optimiser also searches.
+NUM_ANCHORS = 5
 #: Attempts to fit the GP: plain, then with escalating Cholesky jitter.
 FIT_ATTEMPTS = 3
 
@@ -187,29 +189,22 @@ class ModelBasedSearcher:
         incumbent_x = self._model_inputs(np.stack(incumbent_units), [r_acq] * len(incumbent_units))
         r_acq_column = torch.full((1,), self._resource_unit(r_acq), **self.tensor_kwargs)
 
-        with torch.no_grad(), cholesky_jitter(1):
-            if pending:
-                pending_x = self._model_inputs(
-                    np.stack([self.space.to_unit(t.config) for t in pending]),
-                    [min(t.pending_at, self.max_resource) for t in pending],
-                )
-                sampler = SobolQMCNormalSampler(
-                    sample_shape=torch.Size([self.num_fantasies]), seed=int(self._rng.integers(2**31))
-                )
-                model = model.fantasize(pending_x, sampler=sampler)
-                best_f = model.posterior(incumbent_x).mean.squeeze(-1).min(dim=-1).values - EI_JITTER
-            else:
-                best_f = model.posterior(incumbent_x).mean.min() - EI_JITTER
+        pending_units = np.array([self.space.to_unit(t.config) for t in pending]).reshape(len(pending), self.space.dim)
+        pending_x = self._model_inputs(pending_units, [min(t.pending_at, self.max_resource) for t in pending])
+        with torch.no_grad():
+            model = FantasizedModel(model, pending_x, self.num_fantasies, seed=int(self._rng.integers(2**31)))
+            per_fantasy = model.posterior(incumbent_x[:, None, None, :]).mean.reshape(len(incumbent_units), -1)
+        best_f = per_fantasy.min(dim=0).values - EI_JITTER
+        anchors = np.stack(incumbent_units)[per_fantasy.mean(-1).argsort()[:NUM_ANCHORS].cpu().numpy()]
 
         def to_model_input(x: torch.Tensor) -> torch.Tensor:
             features = self.space.features(x)
             return torch.cat([features, r_acq_column.expand(*features.shape[:-1], 1)], dim=-1)
 
         acquisition = FantasyAveragedLogEI(model, best_f, to_model_input)
-        with cholesky_jitter(1):
-            return maximize_acquisition(
-                acquisition, self.space, lambda u: self._key(u) in excluded, self._rng, self.tensor_kwargs
-            )
+        return maximize_acquisition(
+            acquisition, self.space, lambda u: self._key(u) in excluded, self._rng, self.tensor_kwargs, anchors
+        )
 
     def _fit(self, train_x: torch.Tensor, train_y: torch.Tensor):
         last_error: Exception | None = None

@@ -1,0 +1,106 @@
+"""Rung levels, brackets and the successive-halving rules against hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mobster import rungs
+from mobster.rung_table import RungTable
+
+
+@pytest.mark.parametrize(
+    "r_min, r_max, eta, expected",
+    [
+        (1, 81, 3, [1, 3, 9, 27, 81]),
+        (1, 100, 3, [1, 3, 9, 27, 81, 100]),
+        (1, 27, 2, [1, 2, 4, 8, 16, 27]),
+        (2, 20, 3, [2, 6, 18, 20]),
+        (5, 5, 3, [5]),
+        (1, 10, 1.5, [1, 2, 3, 5, 8, 10]),  # round(1.5**k): 1, 2(1.5), 2(2.25) dropped, 3, 5, 8
+    ],
+)
+def test_rung_levels(r_min, r_max, eta, expected):
+    assert rungs.rung_levels(r_min, r_max, eta) == expected
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((0, 10, 3), "min_resource"),
+        ((5, 3, 3), "smaller than min_resource"),
+        ((1, 10, 1), "reduction_factor must be > 1"),
+        ((1, 10, 0.5), "reduction_factor"),
+    ],
+)
+def test_invalid_resources_are_named(args, message):
+    with pytest.raises(ValueError, match=message):
+        rungs.rung_levels(*args)
+
+
+def test_bracket_probabilities_follow_hyperband_shares():
+    levels = [1, 3, 9, 27, 81]
+    # (K+1)/((K+1-s) r_s) with K+1 = 5: 5/5, 5/12, 5/27 for s = 0, 1, 2.
+    weights = np.array([1.0, 5 / 12, 5 / 27])
+    assert rungs.bracket_probabilities(levels, 3) == pytest.approx(weights / weights.sum())
+    assert rungs.bracket_probabilities(levels, 1) == pytest.approx([1.0])
+    draws = [rungs.sample_bracket(levels, 3, u) for u in np.linspace(0, 0.999, 1000)]
+    assert np.bincount(draws) / 1000 == pytest.approx(weights / weights.sum(), abs=0.01)
+
+
+def test_stopping_rule_keeps_top_third():
+    # Values at a rung, the new one included; quantile(., 1/3) by linear interpolation.
+    values = [0.5, 0.1, 0.9, 0.3]  # sorted 0.1 0.3 0.5 0.9 -> 1/3 quantile = 0.3
+    assert not rungs.should_stop(0.1, values, 3)
+    assert not rungs.should_stop(0.3, values, 3)
+    assert rungs.should_stop(0.5, values, 3)
+    assert not rungs.should_stop(0.7, [0.7], 3)  # first at its rung always continues
+    assert rungs.should_stop(math.nan, [math.nan, 0.1], 3)
+    assert rungs.continue_threshold([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 3) == pytest.approx(3.0)
+
+
+def test_promotable_trial_is_best_unpromoted_in_top_fraction():
+    values = {"a": 0.4, "b": 0.1, "c": 0.9, "d": 0.2, "e": 0.5, "f": 0.6}  # top 6 // 3 = 2: b, d
+    assert rungs.promotable_trial(values, set(), {"a", "b", "c", "d"}, 3) == "b"
+    assert rungs.promotable_trial(values, {"b"}, {"a", "b", "c", "d"}, 3) == "d"
+    assert rungs.promotable_trial(values, {"b", "d"}, {"a", "c"}, 3) is None
+    assert rungs.promotable_trial({"a": 0.1, "b": 0.2}, set(), {"a"}, 3) is None  # 2 // 3 = 0
+
+
+def test_rung_table_stopping_decisions():
+    table = RungTable([1, 3, 9], 3)
+    assert table.on_result("t1", 1, 0.5) == "continue"
+    assert table.on_result("t2", 1, 0.7) == "stop"  # [0.5, 0.7]: threshold 0.5667
+    assert table.on_result("t3", 1, 0.2) == "continue"
+    assert table.on_result("t1", 2, 0.45) == "continue"  # between rungs
+    assert table.on_result("t1", 3, 0.4) == "continue"
+    assert table.on_result("t3", 4, 0.6) == "stop"  # skipped report at 3: recorded at rung 3
+    assert table.values[3] == {"t1": 0.4, "t3": 0.6}
+    assert table.on_result("t1", 9, 0.3) == "complete"
+    assert table.on_result("t4", 1, math.nan) == "stop"
+
+
+def test_rung_table_promotion():
+    table = RungTable([1, 3, 9], 3, promotion=True)
+    for trial, value in [("a", 0.5), ("b", 0.2), ("c", 0.9)]:
+        assert table.on_result(trial, 1, value) == "pause"
+    assert table.choose_promotion({"a", "c"}) is None  # only b qualifies (3 // 3 = 1)
+    assert table.choose_promotion({"a", "b", "c"}) == "b"
+    table.mark_promoted("b")
+    assert table.choose_promotion({"a", "c"}) is None
+    assert table.on_result("b", 3, 0.1) == "pause"
+    for trial, value in [("d", 0.05), ("e", 0.3), ("f", 0.35)]:
+        table.on_result(trial, 1, value)
+    # Rung 1 now has 6 values: top 2 are d (0.05) and b (promoted) -> d.
+    assert table.choose_promotion({"a", "c", "d", "e", "f"}) == "d"
+
+
+def test_rung_table_brackets_start_at_higher_rungs():
+    table = RungTable([1, 3, 9, 27], 3, brackets=3, seed=0)
+    for trial in range(300):
+        table.add_trial(trial)
+    counts = np.bincount(list(table.bracket_of.values()), minlength=3)
+    assert counts[0] > counts[1] > counts[2] > 0
+    late = next(t for t, b in table.bracket_of.items() if b == 2)
+    assert table.trial_levels(late) == [9, 27]
+    assert table.on_result(late, 1, 0.9) == "continue"  # rung 1 is not in its bracket

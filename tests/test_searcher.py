@@ -1,0 +1,126 @@
+"""The core searcher: random start, no duplicates, fantasies spread concurrent suggestions, fallbacks."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from mobster import Categorical, Float, Integer, ModelBasedSearcher, SearchSpace, TrialRecord, rung_levels
+
+SPACE = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0), "n": Integer(1, 6), "c": Categorical(("a", "b", "c"))})
+LEVELS = rung_levels(1, 27, 3)
+
+
+def curve(config: dict, r: int) -> float:
+    base = (config["x"] - 0.3) ** 2 + (config["y"] - 0.7) ** 2 + 0.05 * abs(config["n"] - 4)
+    return base + {"a": 0.0, "b": 0.1, "c": 0.2}[config["c"]] + 0.5 * math.exp(-r / 4)
+
+
+def history(n: int, seed: int = 0) -> list[TrialRecord]:
+    rng = np.random.default_rng(seed)
+    records = []
+    for unit in SPACE.sample_unit(rng, n):
+        config = SPACE.from_unit(unit)
+        top = LEVELS[rng.integers(0, len(LEVELS))]
+        records.append(TrialRecord(config, {r: curve(config, r) for r in LEVELS if r <= top}))
+    return records
+
+
+def test_first_suggestion_is_the_centre_then_random():
+    searcher = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=0)
+    first = searcher.suggest([])
+    assert first["x"] == first["y"] == 0.5 and first["n"] in (3, 4) and first["c"] == "b"
+    second = searcher.suggest([TrialRecord(first, {1: 0.3})])
+    assert second != first
+
+
+def test_same_seed_same_suggestions():
+    records = history(20)
+    a = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=3).suggest(records)
+    b = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=3).suggest(records)
+    assert a == b
+
+
+def test_model_based_suggestion_is_in_a_good_region():
+    searcher = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=1)
+    records = history(40, seed=1)
+    suggestions = []
+    for _ in range(4):
+        config = searcher.suggest(records)
+        suggestions.append(curve(config, 27))
+        records.append(TrialRecord(config, {r: curve(config, r) for r in LEVELS}))
+    random_values = [curve(SPACE.from_unit(u), 27) for u in SPACE.sample_unit(np.random.default_rng(9), 400)]
+    assert np.median(suggestions) < np.quantile(random_values, 0.2)
+
+
+def test_fantasies_make_concurrent_suggestions_distinct_and_spread():
+    searcher = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=2)
+    records = history(30, seed=2)
+    picks = []
+    for _ in range(4):
+        config = searcher.suggest(records)
+        picks.append(SPACE.to_unit(config))
+        records.append(TrialRecord(config, {}, pending_at=1))  # running, nothing reported yet
+    keys = {tuple(np.round(p, 9)) for p in picks}
+    assert len(keys) == 4
+    continuous = np.array(picks)[:, :2]
+    distances = [np.linalg.norm(a - b) for i, a in enumerate(continuous) for b in continuous[i + 1 :]]
+    assert min(distances) > 1e-3
+
+
+def test_never_suggests_a_known_configuration():
+    tiny = SearchSpace({"n": Integer(1, 3), "c": Categorical(("a", "b"))})  # 6 configurations
+    searcher = ModelBasedSearcher(tiny, max_resource=9, levels=[1, 3, 9], num_initial_random=2, seed=0)
+    records: list[TrialRecord] = []
+    for i in range(6):
+        config = searcher.suggest(records)
+        records.append(TrialRecord(config, {1: float(i % 3), 3: float(i % 2)}))
+    assert len({tuple(sorted(r.config.items())) for r in records}) == 6
+    with pytest.raises(LookupError):
+        searcher.suggest(records)
+
+
+def test_nan_values_are_left_out_with_one_warning_naming_the_trial():
+    searcher = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=0)
+    records = history(12)
+    records[3] = TrialRecord(records[3].config, {1: math.nan, 3: math.inf}, name="7")
+    with pytest.warns(UserWarning, match="trial 7 reported a NaN/inf"):
+        searcher.suggest(records)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        searcher.suggest(records)  # warned once only
+
+
+def test_constant_objective_still_suggests():
+    searcher = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=0)
+    records = [TrialRecord(r.config, {k: 1.0 for k in r.results}) for r in history(15)]
+    config = searcher.suggest(records)
+    assert config not in [r.config for r in records]
+
+
+def test_maximisation_prefers_the_other_end():
+    space = SearchSpace({"x": Float(0.0, 1.0)})
+    records = [TrialRecord({"x": x}, {1: x, 3: x}) for x in np.linspace(0.05, 0.95, 10)]
+    high = ModelBasedSearcher(space, max_resource=3, levels=[1, 3], mode="max", seed=0).suggest(records)
+    low = ModelBasedSearcher(space, max_resource=3, levels=[1, 3], mode="min", seed=0).suggest(records)
+    assert high["x"] > 0.9 and low["x"] < 0.1
+
+
+def test_numerical_failure_falls_back_to_random(monkeypatch):
+    searcher = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=0)
+
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("Cholesky failed")
+
+    monkeypatch.setattr("mobster.searcher.fit_model", broken_fit)
+    with pytest.warns(UserWarning, match="model failed"):
+        config = searcher.suggest(history(12))
+    assert set(config) == {"x", "y", "n", "c"}
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match="unknown kernel 'rbf'"):
+        ModelBasedSearcher(SPACE, max_resource=27, kernel="rbf")
+    with pytest.raises(ValueError, match="mode"):
+        ModelBasedSearcher(SPACE, max_resource=27, mode="maximize")
