@@ -1,0 +1,103 @@
+"""The Optuna tuners compared by the benchmark: name -> a fresh (sampler, pruner) for one run.
+
+Every method uses the same rung levels: minimum resource 1, reduction factor ``eta = 3``, the
+table's maximum resource. Baselines keep their documented defaults otherwise. The reference
+MOBSTER and ASHA of Syne Tune 0.13.0 are not here: they run in their own environment
+(``benchmarks/reference/``) and write results in the same format; :data:`REFERENCE_METHODS` only
+names them for the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+# Tuners are imported inside the factories: the report (and the Syne Tune reference runner,
+# whose environment has no Optuna or torch) only need the names, labels and colours.
+if TYPE_CHECKING:
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+MIN_RESOURCE = 1
+REDUCTION_FACTOR = 3
+
+Factory = Callable[[int, int], "tuple[BaseSampler, BasePruner]"]
+"""``factory(seed, max_resource) -> (sampler, pruner)``."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """A tuner in the comparison: its registry name, the label in tables and plots, and a colour."""
+
+    name: str
+    label: str
+    color: str
+    factory: Factory | None = None
+
+
+def _mobster(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
+    from optuna_mobster import MobsterPruner, MobsterSampler
+
+    pruner = MobsterPruner(min_resource=MIN_RESOURCE, max_resource=max_resource, reduction_factor=REDUCTION_FACTOR)
+    return MobsterSampler(seed=seed), pruner
+
+
+def _asha(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
+    from optuna.samplers import RandomSampler
+
+    from optuna_mobster import MobsterPruner
+
+    # ASHA = random configurations + the asynchronous successive-halving stopping rule.
+    pruner = MobsterPruner(min_resource=MIN_RESOURCE, max_resource=max_resource, reduction_factor=REDUCTION_FACTOR)
+    return RandomSampler(seed=seed), pruner
+
+
+def _tpe_hyperband(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
+    from optuna.pruners import HyperbandPruner
+    from optuna.samplers import TPESampler
+
+    pruner = HyperbandPruner(min_resource=MIN_RESOURCE, max_resource=max_resource, reduction_factor=REDUCTION_FACTOR)
+    return TPESampler(seed=seed), pruner
+
+
+def _gp_sh(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
+    from optuna.pruners import SuccessiveHalvingPruner
+    from optuna.samplers import GPSampler
+
+    # Optuna's SH pruner has no maximum resource: its rungs are 1, 3, 9, ... as everyone else's.
+    pruner = SuccessiveHalvingPruner(min_resource=MIN_RESOURCE, reduction_factor=REDUCTION_FACTOR)
+    return GPSampler(seed=seed), pruner
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("mobster", "MOBSTER (ours, Optuna)", "#d62728", _mobster),
+        Method("asha", "ASHA (random + MobsterPruner)", "#1f77b4", _asha),
+        Method("tpe-hyperband", "TPE + Hyperband (Optuna)", "#2ca02c", _tpe_hyperband),
+        Method("gp-sh", "GP + SH (Optuna)", "#9467bd", _gp_sh),
+    )
+}
+
+REFERENCE_METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("ref-mobster", "MOBSTER (Syne Tune 0.13)", "#ff7f0e"),
+        Method("ref-asha", "ASHA (Syne Tune 0.13)", "#17becf"),
+    )
+}
+
+#: Every method the report knows, in display order.
+ALL_METHODS: dict[str, Method] = {**METHODS, **REFERENCE_METHODS}
+
+#: The baseline every ratio is taken against.
+BASELINE = "asha"
+
+
+def make(name: str, seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
+    """A fresh (sampler, pruner) of Optuna method ``name`` for one run."""
+    method = METHODS.get(name)
+    if method is None or method.factory is None:
+        raise KeyError(f"unknown Optuna method {name!r}; known: {', '.join(METHODS)}")
+    return method.factory(seed, max_resource)

@@ -1,0 +1,438 @@
+"""Figures of merit, the printed table, the JSON summary and the plots of a benchmark run.
+
+Runs are stored one JSON file per (benchmark, method) under ``OUT/runs/`` (see :func:`save_runs`);
+the Syne Tune reference runner writes the same format, so any number of invocations, of either
+environment, merge by pointing the report at the same folder::
+
+    python -m benchmarks.report --out benchmarks/results
+
+What is computed follows ``docs/benchmark-protocol.md``: the incumbent is the best error at the
+full resource so far; the target is ASHA's median final incumbent (higher middle value); time to
+target is the first simulated time the incumbent reaches it (``inf`` if never); ratios are
+against ASHA's median time to target on the same benchmark; regret is the incumbent minus the
+table's best final error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.methods import ALL_METHODS, BASELINE
+
+#: Regret plotted on a log axis: zero regret is drawn at this floor.
+REGRET_FLOOR = 1e-4
+#: Width (in trials already started) of the bins that compare decision times at equal data size.
+DATA_BIN = 10
+
+Run = dict[str, Any]
+"""One simulated run as stored in JSON (see :func:`run_record`)."""
+
+
+# ----- storage -------------------------------------------------------------------------------
+
+
+def run_record(
+    sim: Any, *, method: str, seed: int, best: float, wall_seconds: float, charged: bool, code: str = ""
+) -> Run:
+    """The JSON form of a :class:`benchmarks.simulator.Simulation` (floats rounded to stay small).
+
+    ``code`` identifies the tuner's source (the library's files change while benchmarks run).
+    """
+    return {
+        "table": sim.table,
+        "method": method,
+        "seed": seed,
+        "workers": sim.workers,
+        "budget": sim.budget,
+        "scale": round(sim.scale, 6),
+        "best": round(best, 6),  # rounded as the errors are, so regret never dips below 0
+        "charged": charged,
+        "completions": [[round(t, 2), round(f, 2), round(v, 6)] for t, f, v in sim.completions],
+        "asks": [[round(s.seconds, 5), s.trials_before, s.results_before] for s in sim.suggestions],
+        "prune_seconds": round(sim.prune_seconds, 4),
+        "tell_seconds": round(sim.tell_seconds, 4),
+        "n_trials": sim.n_trials,
+        "n_pruned": sim.n_pruned,
+        "wall_seconds": round(wall_seconds, 2),
+        "code": code,
+    }
+
+
+def runs_path(out: Path, table: str, method: str) -> Path:
+    return Path(out) / "runs" / f"{table}__{method}.json"
+
+
+def save_runs(out: Path, runs: Iterable[Run]) -> None:
+    """Merge ``runs`` into their per-(benchmark, method) files; a run replaces one with the same
+    seed and number of workers."""
+    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[run["table"], run["method"]].append(run)
+    for (table, method), new in groups.items():
+        path = runs_path(out, table, method)
+        kept = {(r["seed"], r["workers"]): r for r in _read(path)}
+        kept.update({(r["seed"], r["workers"]): r for r in new})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ordered = [kept[k] for k in sorted(kept)]
+        path.write_text(json.dumps({"runs": ordered}, separators=(",", ":")) + "\n")
+
+
+def load_runs(out: Path) -> list[Run]:
+    """Every stored run under ``OUT/runs/``."""
+    return [run for path in sorted((Path(out) / "runs").glob("*.json")) for run in _read(path)]
+
+
+def _read(path: Path) -> list[Run]:
+    return json.loads(path.read_text())["runs"] if path.exists() else []
+
+
+# ----- figures of merit ----------------------------------------------------------------------
+
+
+def final_incumbent(run: Run) -> float:
+    return min((c[2] for c in run["completions"]), default=math.inf)
+
+
+def time_to_target(run: Run, target: float, clock: str = "charged") -> float:
+    """First simulated time (``charged`` or ``free`` clock) the incumbent is <= ``target``."""
+    column = 0 if clock == "charged" else 1
+    return min((c[column] for c in run["completions"] if c[2] <= target), default=math.inf)
+
+
+def incumbent_at(run: Run, times: np.ndarray) -> np.ndarray:
+    """The incumbent (charged clock) at each of ``times``; ``inf`` before the first completion."""
+    out = np.full(len(times), math.inf)
+    for t, _, value in run["completions"]:
+        out[times >= t] = np.minimum(out[times >= t], value)
+    return out
+
+
+def target_of(finals: Sequence[float]) -> float:
+    """The protocol's target: the higher middle of the baseline's final incumbents."""
+    return float(np.quantile(np.asarray(finals, dtype=float), 0.5, method="higher"))
+
+
+@dataclass
+class MethodSummary:
+    """One method on one benchmark, over its seeds."""
+
+    method: str
+    seeds: int
+    ttt_median: float
+    ttt_ratio: float
+    ttt_free_median: float
+    ttt_free_ratio: float
+    reached: int
+    regret_median: float
+    regret_q25: float
+    regret_q75: float
+    ask_p50: float
+    ask_p90: float
+    decision_per_suggestion: float
+    trials_median: float
+    wall_seconds_median: float
+
+
+@dataclass
+class BenchmarkSummary:
+    """All methods on one benchmark, against one target."""
+
+    table: str
+    target: float
+    best: float
+    budget: float
+    workers: int
+    methods: list[MethodSummary]
+
+
+def summarise(runs: Sequence[Run], baseline: str = BASELINE) -> list[BenchmarkSummary]:
+    """One summary per benchmark that has runs of ``baseline`` (the target needs them)."""
+    by_table: dict[str, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        by_table[run["table"]][run["method"]].append(run)
+    summaries = []
+    for table in sorted(by_table):
+        methods = by_table[table]
+        if baseline not in methods:
+            continue
+        target = target_of([final_incumbent(r) for r in methods[baseline]])
+        base = _median([time_to_target(r, target) for r in methods[baseline]])
+        base_free = _median([time_to_target(r, target, "free") for r in methods[baseline]])
+        rows = [_method_summary(name, methods[name], target, base, base_free) for name in _ordered(methods)]
+        first = methods[baseline][0]
+        summaries.append(BenchmarkSummary(table, target, first["best"], first["budget"], first["workers"], rows))
+    return summaries
+
+
+def _method_summary(name: str, runs: list[Run], target: float, base: float, base_free: float) -> MethodSummary:
+    ttt = [time_to_target(r, target) for r in runs]
+    ttt_free = [time_to_target(r, target, "free") for r in runs]
+    regrets = np.array([max(final_incumbent(r) - r["best"], 0.0) for r in runs])
+    asks = np.array([a[0] for r in runs for a in r["asks"]] or [math.nan])
+    decisions = sum(sum(a[0] for a in r["asks"]) + r["prune_seconds"] + r["tell_seconds"] for r in runs)
+    suggestions = sum(len(r["asks"]) for r in runs)
+    return MethodSummary(
+        method=name,
+        seeds=len(runs),
+        ttt_median=_median(ttt),
+        ttt_ratio=_ratio(_median(ttt), base),
+        ttt_free_median=_median(ttt_free),
+        ttt_free_ratio=_ratio(_median(ttt_free), base_free),
+        reached=sum(math.isfinite(t) for t in ttt),
+        regret_median=float(np.median(regrets)),
+        regret_q25=_quantile(regrets, 0.25),
+        regret_q75=_quantile(regrets, 0.75),
+        ask_p50=float(np.median(asks)),
+        ask_p90=float(np.quantile(asks, 0.9)),
+        decision_per_suggestion=decisions / max(suggestions, 1),
+        trials_median=float(np.median([r["n_trials"] for r in runs])),
+        wall_seconds_median=float(np.median([r["wall_seconds"] for r in runs])),
+    )
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    with np.errstate(invalid="ignore"):  # inf - inf inside the interpolation of infinite regrets
+        value = float(np.quantile(values, q))
+    return math.inf if math.isnan(value) and np.isinf(values).any() else value
+
+
+def _median(values: Sequence[float]) -> float:
+    # np.median keeps inf when more than half are inf (and when the middle pair holds one).
+    return float(np.median(np.asarray(values, dtype=float))) if len(values) else math.nan
+
+
+def _ratio(value: float, base: float) -> float:
+    if math.isnan(value) or math.isnan(base) or base == 0 or math.isinf(base):
+        return math.nan
+    return value / base
+
+
+def _ordered(names: Iterable[str]) -> list[str]:
+    order = list(ALL_METHODS)
+    return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
+
+
+def decision_by_data_size(runs: Sequence[Run]) -> dict[int, float]:
+    """Median seconds per suggestion in bins of :data:`DATA_BIN` trials already started."""
+    bins: dict[int, list[float]] = defaultdict(list)
+    for run in runs:
+        for seconds, trials_before, _ in run["asks"]:
+            bins[trials_before // DATA_BIN * DATA_BIN].append(seconds)
+    return {b: float(np.median(v)) for b, v in sorted(bins.items()) if len(v) >= 3}
+
+
+def decision_ratio(runs: Sequence[Run], reference: Sequence[Run]) -> tuple[float, int]:
+    """Median over shared data-size bins (past the random start) of our / the reference's median
+    seconds per suggestion, and how many bins were shared."""
+    ours, theirs = decision_by_data_size(runs), decision_by_data_size(reference)
+    shared = [b for b in ours if b in theirs and b >= DATA_BIN and theirs[b] > 0]
+    if not shared:
+        return math.nan, 0
+    return float(np.median([ours[b] / theirs[b] for b in shared])), len(shared)
+
+
+# ----- targets of the issue ------------------------------------------------------------------
+
+
+def verdicts(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], ours: str = "mobster") -> list[str]:
+    """The issue's targets, each met or missed, with the numbers."""
+    lines = []
+    rows = {s.table: {m.method: m for m in s.methods} for s in summaries}
+    have = [t for t in rows if ours in rows[t]]
+    halved = [t for t in have if rows[t][ours].ttt_ratio <= 0.5]
+    lines.append(
+        f"time-to-target <= 0.5x ASHA on >= 3 of 4 benchmarks: {'MET' if len(halved) >= 3 else 'MISSED'} "
+        f"({len(halved)} of {len(have)} run: "
+        + ", ".join(f"{t} {_fmt_ratio(rows[t][ours].ttt_ratio)}" for t in have)
+        + ")"
+    )
+    for other, label, bound in (("tpe-hyperband", "TPE+Hyperband", 1.0), ("ref-mobster", "reference MOBSTER", 0.8)):
+        pairs = [t for t in have if other in rows[t]]
+        if not pairs:
+            lines.append(f"vs {label}: not run")
+            continue
+        parts, ok = [], True
+        for t in pairs:
+            a, b = rows[t][ours].ttt_median, rows[t][other].ttt_median
+            rel = a / b if math.isfinite(b) and b > 0 else (0.0 if math.isfinite(a) else math.nan)
+            met = (a < b) if bound == 1.0 else (rel <= bound)
+            ok &= bool(met)
+            parts.append(f"{t} {_fmt_ratio(rel)}{'' if met else ' (missed)'}")
+        want = "better than" if bound == 1.0 else f"<= {bound}x"
+        lines.append(f"time-to-target {want} {label}: {'MET' if ok else 'MISSED'} ({', '.join(parts)})")
+    by_method: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        by_method[run["table"], run["method"]].append(run)
+    parts, ok, any_pair = [], True, False
+    for t in have:
+        if (t, "ref-mobster") not in by_method:
+            continue
+        any_pair = True
+        rel, n = decision_ratio(by_method[t, ours], by_method[t, "ref-mobster"])
+        ok &= rel <= 0.25
+        parts.append(f"{t} {_fmt_ratio(rel)} over {n} bins")
+    if any_pair:
+        lines.append(
+            f"decision s/suggestion <= 0.25x reference MOBSTER at equal data size: {'MET' if ok else 'MISSED'} "
+            f"({', '.join(parts)})"
+        )
+    return lines
+
+
+def _fmt_ratio(x: float) -> str:
+    return "n/a" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.2f}x")
+
+
+# ----- table, JSON, plots --------------------------------------------------------------------
+
+
+def format_table(summaries: Sequence[BenchmarkSummary]) -> str:
+    """A markdown table: one row per (benchmark, method)."""
+    head = (
+        "| benchmark | method | seeds | time to target (s) | vs ASHA | free: time to target | free: vs ASHA "
+        "| reached | final regret median [IQR] | ask s p50 / p90 | decision s / suggestion | trials |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n"
+    )
+    lines = []
+    for s in summaries:
+        for m in s.methods:
+            label = ALL_METHODS[m.method].label if m.method in ALL_METHODS else m.method
+            lines.append(
+                f"| {s.table} | {label} | {m.seeds} | {_fmt_s(m.ttt_median)} | {_fmt_ratio(m.ttt_ratio)} "
+                f"| {_fmt_s(m.ttt_free_median)} | {_fmt_ratio(m.ttt_free_ratio)} | {m.reached}/{m.seeds} "
+                f"| {m.regret_median:.4f} [{m.regret_q25:.4f}, {m.regret_q75:.4f}] "
+                f"| {m.ask_p50:.3f} / {m.ask_p90:.3f} | {m.decision_per_suggestion:.3f} | {m.trials_median:.0f} |"
+            )
+    targets = "\n".join(
+        f"- {s.table}: target error {s.target:.4f} (table best {s.best:.4f}), budget {s.budget:.0f} s "
+        f"on {s.workers} workers"
+        for s in summaries
+    )
+    return head + "\n".join(lines) + "\n\n" + targets + "\n"
+
+
+def _fmt_s(x: float) -> str:
+    return "n/a" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.0f}")
+
+
+def summary_json(summaries: Sequence[BenchmarkSummary], verdict_lines: Sequence[str]) -> dict[str, Any]:
+    """The summary as JSON-ready data (``inf`` written as the string ``"inf"``)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return clean({"benchmarks": [asdict(s) for s in summaries], "targets": list(verdict_lines)})
+
+
+def plot_regret(summary: BenchmarkSummary, runs: Sequence[Run], path: Path) -> None:
+    """Median regret over simulated time (log scale), every method, IQR shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times = np.linspace(0.0, summary.budget, 400)
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    for m in summary.methods:
+        group = [r for r in runs if r["method"] == m.method]
+        regret = np.stack([incumbent_at(r, times) - r["best"] for r in group])
+        regret = np.maximum(regret, REGRET_FLOOR)  # zero regret drawn at the floor; inf stays inf
+        median = np.median(regret, axis=0)
+        meta = ALL_METHODS.get(m.method)
+        label = f"{meta.label if meta else m.method} ({len(group)} seeds)"
+        color = meta.color if meta else None
+        finite = np.isfinite(median)
+        ax.plot(times[finite], median[finite], label=label, color=color, lw=2 if m.method == "mobster" else 1.4)
+        with np.errstate(invalid="ignore"):  # quantiles across inf (no completion yet) are inf or nan
+            lo, hi = np.quantile(regret, 0.25, axis=0), np.quantile(regret, 0.75, axis=0)
+        both = np.isfinite(lo) & np.isfinite(hi)
+        ax.fill_between(times[both], lo[both], hi[both], color=color, alpha=0.12, lw=0)
+    ax.axhline(max(summary.target - summary.best, REGRET_FLOOR), color="grey", ls="--", lw=1, label="target (ASHA median)")
+    ax.set_yscale("log")
+    ax.set_xlim(0, summary.budget)
+    ax.set_xlabel(f"simulated seconds ({summary.workers} workers, decision time charged)")
+    ax.set_ylabel(f"regret of the incumbent (floored at {REGRET_FLOOR:g})")
+    ax.set_title(f"{summary.table}: median regret over seeds (shaded: IQR)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_decisions(summary: BenchmarkSummary, runs: Sequence[Run], path: Path) -> None:
+    """Median seconds per suggestion against trials already started (data size), log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+    for m in summary.methods:
+        curve = decision_by_data_size([r for r in runs if r["method"] == m.method])
+        xs = [b + DATA_BIN / 2 for b, v in curve.items() if v > 0]
+        ys = [v for v in curve.values() if v > 0]
+        if not xs:
+            continue
+        meta = ALL_METHODS.get(m.method)
+        ax.plot(xs, ys, marker="o", ms=3, label=meta.label if meta else m.method, color=meta.color if meta else None)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"trials already started (bins of {DATA_BIN})")
+    ax.set_ylabel("CPU seconds per suggestion (median)")
+    ax.set_title(f"{summary.table}: decision time at equal data size (1 thread)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(out: Path, *, plots: bool = True) -> str:
+    """Summarise every run under ``out``; write ``summary.json``, ``summary.md`` and the PNGs.
+
+    Returns the printed text (table and targets).
+    """
+    out = Path(out)
+    runs = load_runs(out)
+    summaries = summarise(runs)
+    lines = verdicts(summaries, runs)
+    text = format_table(summaries) + "\nTargets of the issue (ours = MOBSTER in Optuna):\n" + "\n".join(
+        f"- {line}" for line in lines
+    ) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary_json(summaries, lines), indent=1) + "\n")
+    (out / "summary.md").write_text(text)
+    if plots:
+        for s in summaries:
+            table_runs = [r for r in runs if r["table"] == s.table]
+            plot_regret(s, table_runs, out / f"regret_{s.table}.png")
+            plot_decisions(s, table_runs, out / f"decisions_{s.table}.png")
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder with runs/")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args(argv)
+    print(write_report(args.out, plots=not args.no_plots))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Run the simulated benchmark: every (table, method, seed) of a grid, then the report.
+
+    python -m benchmarks.run --quick                       # one table, two seeds, < 1 minute
+    python -m benchmarks.run                               # everything: hours on one core
+    python -m benchmarks.run --tables mlp_digits --methods mobster asha --seeds 10
+    python -m benchmarks.run --tables mlp_digits --seeds 5 --first-seed 5   # seeds 5..9, merged
+
+Each finished run is merged at once into ``OUT/runs/`` (one JSON per benchmark and method), so a
+grid can be split over several invocations, interrupted, and resumed with ``--skip-done``; the
+Syne Tune reference (``benchmarks/reference/``) writes there too. The report (printed table,
+``summary.json``, ``summary.md``, one regret PNG and one decision-time PNG per benchmark) covers
+everything stored under ``OUT``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Decision time is measured with one BLAS / torch thread: set before numpy and torch load.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import hashlib  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from multiprocessing import get_context  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from benchmarks import report  # noqa: E402
+from benchmarks.methods import BASELINE, METHODS, make  # noqa: E402
+from benchmarks.simulator import BUDGET_FULL_TRAININGS, DEFAULT_WORKERS, budget_seconds, simulate  # noqa: E402
+from benchmarks.tables import list_tables, load_table  # noqa: E402
+
+QUICK_TABLE = "mlp_digits"
+QUICK_METHODS = ("asha", "mobster", "tpe-hyperband")
+QUICK_SEEDS = 2
+#: The quick mode's budget in median full trainings (the full protocol's is 32).
+QUICK_BUDGET_TRAININGS = 8
+
+
+@dataclass(frozen=True)
+class Job:
+    """One simulated run to do."""
+
+    table: str
+    method: str
+    seed: int
+    workers: int
+    budget_trainings: float
+    charge: bool
+
+
+@functools.cache
+def code_version() -> str:
+    """Short hash of the library's tuner sources, stored with each run (they change under us).
+
+    Cached: first called just before the tuners are imported, so it names the code this process runs.
+    """
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("mobster/*.py"), *root.glob("optuna_mobster/*.py")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def pin_threads() -> None:
+    """One torch thread, quiet Optuna: decision times stay comparable and the log readable."""
+    import optuna
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*MOBSTER model failed.*")
+
+
+def run_job(job: Job) -> report.Run:
+    """Simulate one run and return its JSON record (also the entry point of worker processes)."""
+    pin_threads()
+    table = load_table(job.table)
+    code = code_version()
+    sampler, pruner = make(job.method, job.seed, table.max_resource)
+    started = time.perf_counter()
+    sim = simulate(
+        table,
+        sampler,
+        pruner,
+        workers=job.workers,
+        budget=budget_seconds(job.workers, job.budget_trainings),
+        charge_decisions=job.charge,
+        study_name=f"{job.table}-{job.method}-{job.seed}",
+    )
+    return report.run_record(
+        sim,
+        method=job.method,
+        seed=job.seed,
+        best=table.best_final_error(),
+        wall_seconds=time.perf_counter() - started,
+        charged=job.charge,
+        code=code,
+    )
+
+
+def plan(
+    tables: Sequence[str], methods: Sequence[str], seeds: Sequence[int], workers: int, budget: float, charge: bool
+) -> list[Job]:
+    # Seed-major order: partial results cover every method of a table early, ASHA first (the target).
+    order = sorted(methods, key=lambda m: m != BASELINE)
+    return [Job(t, m, s, workers, budget, charge) for t in tables for s in seeds for m in order]
+
+
+def done_keys(out: Path) -> set[tuple[str, str, int, int]]:
+    return {(r["table"], r["method"], r["seed"], r["workers"]) for r in report.load_runs(out)}
+
+
+def execute(jobs: Sequence[Job], out: Path, n_jobs: int = 1) -> None:
+    """Run ``jobs`` (``n_jobs`` processes at a time), storing each result as soon as it is done."""
+    started = time.perf_counter()
+
+    def progress(i: int, job: Job, run: report.Run) -> None:
+        regret = report.final_incumbent(run) - run["best"]
+        asks = [a[0] for a in run["asks"]]
+        print(
+            f"[{i}/{len(jobs)}] {job.table:<20} {job.method:<14} seed {job.seed:<3} "
+            f"trials {run['n_trials']:>4}  final regret {regret:.4f}  "
+            f"ask {sum(asks) / max(len(asks), 1):.3f} s/suggestion  "
+            f"run {run['wall_seconds']:.1f} s  elapsed {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+
+    if n_jobs <= 1:
+        for i, job in enumerate(jobs, 1):
+            run = run_job(job)
+            report.save_runs(out, [run])
+            progress(i, job, run)
+        return
+    with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(run_job, job): job for job in jobs}
+        for i, future in enumerate(as_completed(futures), 1):
+            run = future.result()
+            report.save_runs(out, [run])
+            progress(i, futures[future], run)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description="Simulated asynchronous HPO on tabulated learning curves."
+    )
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_TABLE}, {QUICK_SEEDS} seeds, "
+                        f"{', '.join(QUICK_METHODS)}, {QUICK_BUDGET_TRAININGS}-training budget (< 1 minute)")
+    parser.add_argument("--tables", nargs="+", choices=list_tables(), help="default: all tables")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), help="default: all Optuna methods")
+    parser.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST .. FIRST+SEEDS-1")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="asynchronous workers K (default 4)")
+    parser.add_argument("--budget-trainings", type=float, default=None,
+                        help=f"budget in median full trainings on one worker (default {BUDGET_FULL_TRAININGS})")
+    parser.add_argument("--free", action="store_true", help="do not charge decision time to the clock")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results folder (default benchmarks/results, out/benchmarks-quick with --quick)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default 1)")
+    parser.add_argument("--skip-done", action="store_true", help="skip runs already stored under OUT")
+    parser.add_argument("--no-report", action="store_true", help="only run and store; report later")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    """Run the grid the arguments describe, then print and write the report; returns the text."""
+    args = parse_args(argv)
+    if args.quick:
+        tables = args.tables or [QUICK_TABLE]
+        methods = args.methods or list(QUICK_METHODS)
+        seeds = list(range(args.first_seed, args.first_seed + (QUICK_SEEDS if args.seeds == 10 else args.seeds)))
+        budget = args.budget_trainings or QUICK_BUDGET_TRAININGS
+        out = args.out or Path("out/benchmarks-quick")
+    else:
+        tables = args.tables or list_tables()
+        methods = args.methods or list(METHODS)
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        budget = args.budget_trainings or BUDGET_FULL_TRAININGS
+        out = args.out or Path("benchmarks/results")
+    jobs = plan(tables, methods, seeds, args.workers, budget, not args.free)
+    if args.skip_done:
+        done = done_keys(out)
+        jobs = [j for j in jobs if (j.table, j.method, j.seed, j.workers) not in done]
+    print(
+        f"{len(jobs)} runs: tables {', '.join(tables)}; methods {', '.join(methods)}; seeds {seeds[0]}..{seeds[-1]}; "
+        f"{args.workers} workers; budget {budget_seconds(args.workers, budget):.0f} simulated s; -> {out}",
+        flush=True,
+    )
+    execute(jobs, out, args.jobs)
+    if args.no_report:
+        return ""
+    text = report.write_report(out)
+    print(text, flush=True)
+    print(f"written: {out / 'summary.md'}, {out / 'summary.json'}, {out}/regret_*.png, {out}/decisions_*.png")
+    return text
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,278 @@
+"""Asynchronous tuning in simulated time on tabulated learning curves, for any Optuna tuner.
+
+``K`` workers each train one trial at a time, unit by unit; the table says what each unit costs
+(scaled, see :func:`time_scale`). A priority queue holds every worker's next "unit finished"
+event and the events of all workers are processed in global time order, so when the tuner decides
+for one worker, the trials of the others are RUNNING in the study with the values they reported so
+far: a model-based sampler sees them as pending.
+
+The tuner is driven through ask-and-tell in this one process::
+
+    trial = study.ask(distributions)       # a new trial for an idle worker
+    trial.report(curve[i, r - 1], r)       # after every unit r
+    trial.should_prune()                   # -> the worker is freed and asks again
+    study.tell(trial, value | PRUNED)      # at the full resource, or when pruned
+
+The tuner is one process (one "driver"), as in one Optuna process or a central scheduler: its
+decisions are taken one after another, and the real CPU seconds they take (``ask``,
+``report`` + ``should_prune``, ``tell``) are added to the simulated clock ("charged"). A worker
+whose event comes in while the driver is busy waits for it. The same run is also re-timed "free":
+each event's time less the waits its worker has spent on decisions up to then.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from benchmarks.tables import Table
+
+# Optuna is imported where it is used: the protocol helpers and result types here are shared
+# with the Syne Tune reference runner, whose environment has no Optuna.
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+#: Simulated seconds of the median full training (all units of the median configuration).
+MEDIAN_FULL_TRAINING_SECONDS = 600.0
+#: Budget: this many median full trainings on one worker, divided by the number of workers.
+BUDGET_FULL_TRAININGS = 32
+#: Default number of asynchronous workers.
+DEFAULT_WORKERS = 4
+
+EventKind = Literal["start", "report", "prune", "complete"]
+
+
+def time_scale(table: Table) -> float:
+    """Factor on the table's seconds that makes the median full training last 600 s.
+
+    "Full training" is the sum of a configuration's per-unit seconds over all its units; the
+    median is over the table's configurations, so their relative costs stay as measured.
+    """
+    per_unit = np.asarray(table.seconds_per_unit, dtype=float)
+    full = per_unit * table.max_resource if per_unit.ndim == 1 else per_unit.sum(axis=1)
+    return MEDIAN_FULL_TRAINING_SECONDS / float(np.median(full))
+
+
+def budget_seconds(workers: int = DEFAULT_WORKERS, full_trainings: float = BUDGET_FULL_TRAININGS) -> float:
+    """Simulated time of ``full_trainings`` median full trainings on one worker, over ``workers``."""
+    return full_trainings * MEDIAN_FULL_TRAINING_SECONDS / workers
+
+
+def distributions(table: Table) -> dict[str, BaseDistribution]:
+    """The table's parameters as Optuna distributions over their grid ranges (log where log-spaced)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    dists: dict[str, BaseDistribution] = {}
+    for p in table.parameters:
+        if p.kind == "categorical":
+            dists[p.name] = CategoricalDistribution(list(p.values))
+        elif p.kind == "int":
+            dists[p.name] = IntDistribution(int(p.values[0]), int(p.values[-1]), log=p.log)
+        else:
+            dists[p.name] = FloatDistribution(float(p.values[0]), float(p.values[-1]), log=p.log)
+    return dists
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened in a simulated run, for inspection and tests.
+
+    ``time`` is the charged simulated time at which the driver handled it (for ``start``, when
+    the new trial began training).
+    """
+
+    time: float
+    worker: int
+    trial: int
+    kind: EventKind
+    step: int = 0
+    value: float = float("nan")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """The cost of one ``ask`` and how much data the tuner had when it was made."""
+
+    seconds: float
+    trials_before: int
+    results_before: int
+
+
+@dataclass
+class Simulation:
+    """Everything one simulated run produced.
+
+    ``completions`` holds ``(charged time, free time, error)`` of each trial that reached the full
+    resource, in the order they were handled; the incumbent is their running minimum.
+    """
+
+    table: str
+    workers: int
+    budget: float
+    scale: float
+    completions: list[tuple[float, float, float]] = field(default_factory=list)
+    suggestions: list[Suggestion] = field(default_factory=list)
+    prune_seconds: float = 0.0
+    tell_seconds: float = 0.0
+    n_trials: int = 0
+    n_pruned: int = 0
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def decision_seconds(self) -> float:
+        """All real seconds the tuner spent deciding (ask, report + should_prune, tell)."""
+        return sum(s.seconds for s in self.suggestions) + self.prune_seconds + self.tell_seconds
+
+    def final_incumbent(self) -> float:
+        """Best error at the full resource within the budget (``inf`` if no trial finished)."""
+        return min((c[2] for c in self.completions), default=float("inf"))
+
+
+@dataclass
+class _Running:
+    """A trial on a worker: its Optuna handle, its table row and the units done so far."""
+
+    trial: optuna.Trial
+    row: int
+    units_done: int = 0
+
+
+class _Driver:
+    """The one tuner process: times each decision and serialises them on the simulated clock."""
+
+    def __init__(self, clock: Callable[[], float], charge: bool) -> None:
+        self._clock = clock
+        self._charge = charge
+        self.free_at = 0.0
+
+    def decide(self, now: float, action: Callable[[], Any]) -> tuple[Any, float, float]:
+        """Run ``action`` for an event at ``now``; returns (its result, start, end) in simulated time."""
+        start = max(now, self.free_at) if self._charge else now
+        before = self._clock()
+        result = action()
+        seconds = max(self._clock() - before, 0.0)
+        end = start + seconds if self._charge else start
+        self.free_at = max(self.free_at, end)
+        return result, start, seconds
+
+
+def simulate(
+    table: Table,
+    sampler: BaseSampler,
+    pruner: BasePruner,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    budget: float | None = None,
+    scale: float | None = None,
+    charge_decisions: bool = True,
+    study_name: str = "simulation",
+    clock: Callable[[], float] = time.process_time,
+    keep_events: bool = False,
+) -> Simulation:
+    """Run one asynchronous tuning of ``table`` with ``sampler`` + ``pruner`` in simulated time.
+
+    Args:
+        table: The learning curves to replay.
+        sampler, pruner: The Optuna tuner (fresh instances: they hold state).
+        workers: Number of asynchronous workers ``K``.
+        budget: Simulated seconds; default :func:`budget_seconds` for ``workers``.
+        scale: Factor on the table's seconds; default :func:`time_scale`.
+        charge_decisions: Add the tuner's real CPU seconds to the simulated clock.
+        study_name: Name of the in-memory study (Hyperband pruners hash it into brackets).
+        clock: Measures decision time; CPU time of this process by default (robust to other
+            processes sharing the machine). Tests pass a fake one.
+        keep_events: Record every :class:`Event` (tests, debugging).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    budget = budget_seconds(workers) if budget is None else budget
+    scale = time_scale(table) if scale is None else scale
+    unit_seconds = np.asarray(table.seconds_per_unit, dtype=float) * scale
+    if unit_seconds.ndim == 1:
+        unit_seconds = np.repeat(unit_seconds[:, None], table.max_resource, axis=1)
+    space = distributions(table)
+    study = optuna.create_study(
+        study_name=study_name, sampler=sampler, pruner=pruner, storage=optuna.storages.InMemoryStorage()
+    )
+    sim = Simulation(table=table.name, workers=workers, budget=budget, scale=scale)
+    driver = _Driver(clock, charge_decisions)
+    queue: list[tuple[float, int, int]] = []  # (time a unit finishes, tie-break sequence, worker)
+    running: dict[int, _Running] = {}
+    waited = [0.0] * workers  # each worker's cumulative wait for decisions (for the free clock)
+    results = 0  # intermediate values reported so far, the data size of a suggestion
+    sequence = 0
+
+    def log(now: float, worker: int, trial: int, kind: EventKind, step: int = 0, value: float = float("nan")) -> None:
+        if keep_events:
+            sim.events.append(Event(now, worker, trial, kind, step, value))
+
+    def start_trial(worker: int, now: float) -> None:
+        """Ask for a new trial on an idle ``worker`` at ``now`` and queue its first unit."""
+        nonlocal sequence
+        if now >= budget:
+            return
+        trials_before = sim.n_trials
+        trial, begin, seconds = driver.decide(now, lambda: study.ask(space))
+        sim.suggestions.append(Suggestion(seconds, trials_before, results))
+        end = begin + seconds if charge_decisions else begin
+        waited[worker] += end - now
+        row = table.nearest(trial.params)
+        running[worker] = _Running(trial, row)
+        sim.n_trials += 1
+        log(end, worker, trial.number, "start")
+        sequence += 1
+        heapq.heappush(queue, (end + float(unit_seconds[row, 0]), sequence, worker))
+
+    for worker in range(workers):
+        start_trial(worker, 0.0)
+
+    while queue:
+        now, _, worker = heapq.heappop(queue)
+        if now > budget:
+            break  # every later event is later still: the budget is spent
+        job = running[worker]
+        job.units_done += 1
+        step = job.units_done
+        value = float(table.curves[job.row, step - 1])
+        free_now = now - waited[worker]
+
+        def report_and_check() -> bool:
+            job.trial.report(value, step)
+            return job.trial.should_prune()
+
+        pruned, seen, seconds = driver.decide(now, report_and_check)
+        sim.prune_seconds += seconds
+        results += 1
+        log(seen, worker, job.trial.number, "report", step, value)
+        if step == table.max_resource:
+            # Counted when the driver sees it, which is ``now`` unless it was busy.
+            sim.completions.append((seen, free_now, value))
+            _, begin, seconds = driver.decide(now, lambda: study.tell(job.trial, value))
+            sim.tell_seconds += seconds
+            log(begin, worker, job.trial.number, "complete", step, value)
+        elif pruned:
+            _, begin, seconds = driver.decide(now, lambda: study.tell(job.trial, state=TrialState.PRUNED))
+            sim.tell_seconds += seconds
+            sim.n_pruned += 1
+            log(begin, worker, job.trial.number, "prune", step, value)
+        else:
+            # The unit after the decision: the worker waited for the driver, then trains on.
+            resume = driver.free_at if charge_decisions else now
+            waited[worker] += resume - now
+            sequence += 1
+            heapq.heappush(queue, (resume + float(unit_seconds[job.row, step]), sequence, worker))
+            continue
+        del running[worker]
+        resume = driver.free_at if charge_decisions else now
+        waited[worker] += resume - now
+        start_trial(worker, resume)
+    return sim

@@ -1,0 +1,129 @@
+"""The simulated benchmark: event order of the simulator, and the quick mode end to end."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler
+from optuna.trial import TrialState
+
+from benchmarks import report
+from benchmarks.simulator import simulate
+from benchmarks.tables import Parameter, Table
+
+
+def three_config_table() -> Table:
+    """Configs x=1, 2, 3: 1, 1.6 and 2.5 s per unit; the third is bad (0.9) from the first unit."""
+    return Table(
+        name="tiny",
+        parameters=[Parameter("x", "int", (1, 2, 3))],
+        configs=[{"x": 1}, {"x": 2}, {"x": 3}],
+        curves=np.array([[0.5, 0.4, 0.3], [0.6, 0.5, 0.2], [0.9, 0.9, 0.9]]),
+        seconds_per_unit=np.array([1.0, 1.6, 2.5]),
+        max_resource=3,
+    )
+
+
+class FixedSampler(BaseSampler):
+    """Suggests ``x`` from a fixed list; records the RUNNING trials it can see at each new trial."""
+
+    def __init__(self, xs: list[int]) -> None:
+        self._xs = itertools.cycle(xs)
+        self.seen_running: list[dict[int, dict[int, float]]] = []
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: Any) -> dict:
+        return {}
+
+    def sample_relative(self, study: optuna.Study, trial: Any, search_space: dict) -> dict:
+        return {}
+
+    def before_trial(self, study: optuna.Study, trial: Any) -> None:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        self.seen_running.append({t.number: dict(t.intermediate_values) for t in running if t.number != trial.number})
+
+    def sample_independent(self, study: optuna.Study, trial: Any, name: str, distribution: Any) -> Any:
+        return next(self._xs)
+
+
+class ThresholdPruner(BasePruner):
+    """Prunes any trial whose last value is 0.85 or worse."""
+
+    def prune(self, study: optuna.Study, trial: Any) -> bool:
+        return trial.last_step is not None and trial.intermediate_values[trial.last_step] >= 0.85
+
+
+def test_events_in_simulated_order_and_pending_trials_visible() -> None:
+    sampler = FixedSampler([1, 2, 3, 1, 2])
+    sim = simulate(
+        three_config_table(), sampler, ThresholdPruner(), workers=2, budget=6.0, scale=1.0,
+        clock=lambda: 0.0, keep_events=True,
+    )
+    got = [(round(e.time, 6), e.kind, e.trial, e.step) for e in sim.events]
+    assert got == [
+        (0.0, "start", 0, 0), (0.0, "start", 1, 0),
+        (1.0, "report", 0, 1), (1.6, "report", 1, 1), (2.0, "report", 0, 2),
+        (3.0, "report", 0, 3), (3.0, "complete", 0, 3), (3.0, "start", 2, 0),
+        (3.2, "report", 1, 2), (4.8, "report", 1, 3), (4.8, "complete", 1, 3), (4.8, "start", 3, 0),
+        (5.5, "report", 2, 1), (5.5, "prune", 2, 1), (5.5, "start", 4, 0),
+        (5.8, "report", 3, 1),
+    ]  # fmt: skip
+    # What the sampler saw when each trial was created: the other worker's trial, with its values so far.
+    assert sampler.seen_running == [{}, {0: {}}, {1: {1: 0.6}}, {2: {}}, {3: {}}]
+    assert sim.completions == [(3.0, 3.0, 0.3), (pytest.approx(4.8), pytest.approx(4.8), 0.2)]
+    assert sim.n_trials == 5 and sim.n_pruned == 1 and sim.final_incumbent() == 0.2
+    assert [s.trials_before for s in sim.suggestions] == [0, 1, 2, 3, 4]
+
+
+def test_charged_decisions_delay_the_clock_and_free_clock_removes_them() -> None:
+    ticks = itertools.count()
+
+    def clock() -> float:  # read before and after each decision: every decision takes 0.25 s
+        return next(ticks) * 0.25
+
+    def run(**kwargs: Any) -> Any:
+        return simulate(
+            three_config_table(), FixedSampler([1, 2, 3]), ThresholdPruner(), workers=1, budget=50.0, scale=1.0,
+            **kwargs,
+        )
+
+    charged, free = run(clock=clock, keep_events=True), run(clock=lambda: 0.0)
+    n = len(charged.completions)
+    assert 3 <= n < len(free.completions)  # decisions cost budget: fewer trainings finish
+    assert [c[2] for c in charged.completions] == [c[2] for c in free.completions[:n]]
+    # One worker: the free clock is exactly the run without decision costs.
+    assert [c[1] for c in charged.completions] == pytest.approx([c[0] for c in free.completions[:n]])
+    # The first completion waited for the ask and the first two report/should_prune decisions.
+    assert charged.completions[0][0] == pytest.approx(3.0 + 3 * 0.25)
+    decisions = sum(e.kind != "start" for e in charged.events) + charged.n_trials  # reports, tells, asks
+    assert charged.decision_seconds == pytest.approx(0.25 * decisions)
+
+
+def test_quick_mode_writes_table_json_and_plots(tmp_path: Any, capsys: Any) -> None:
+    from benchmarks import run
+
+    text = run.main(["--quick", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "| benchmark | method |" in printed and "time to target" in text
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (bench,) = summary["benchmarks"]
+    assert bench["table"] == run.QUICK_TABLE
+    methods = {m["method"]: m for m in bench["methods"]}
+    assert set(methods) == set(run.QUICK_METHODS)
+    asha = methods["asha"]
+    assert math.isfinite(asha["ttt_median"]) and asha["ttt_ratio"] == pytest.approx(1.0)
+    assert asha["seeds"] == run.QUICK_SEEDS and asha["reached"] >= 1
+    for m in methods.values():
+        assert m["regret_median"] >= 0 and m["ask_p50"] >= 0
+    png = tmp_path / f"regret_{run.QUICK_TABLE}.png"
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "summary.md").read_text().startswith("| benchmark |")
+    runs = report.load_runs(tmp_path)
+    assert len(runs) == run.QUICK_SEEDS * len(run.QUICK_METHODS)
+    assert all(r["completions"] == sorted(r["completions"], key=lambda c: c[0]) for r in runs)
