@@ -56,6 +56,13 @@ class ExpDecayParameters(Module):
         beta = alpha / self.value("mean_lam")
         return torch.exp(alpha * (torch.log(beta) - torch.log(r + beta)))
 
+    def kappas(self, *resources: torch.Tensor) -> list[torch.Tensor]:
+        """``kappa`` of several tensors, transforming the parameters once."""
+        alpha = self.value("alpha")
+        log_beta = torch.log(alpha / self.value("mean_lam"))
+        beta = torch.exp(log_beta)
+        return [torch.exp(alpha * (log_beta - torch.log(r + beta))) for r in resources]
+
 
 class ExpDecayResourceKernel(Kernel):
     """Joint kernel over ``(x, r)``: ``base_kernel`` on x, exponential decay in r (last column).
@@ -81,11 +88,9 @@ class ExpDecayResourceKernel(Kernel):
         if hasattr(k_x, "to_dense"):
             k_x = k_x.to_dense()
         if diag:
-            kr1, kr2, k_sum = self.decay.kappa(r1), self.decay.kappa(r2), self.decay.kappa(r1 + r2)
+            kr1, kr2, k_sum = self.decay.kappas(r1, r2, r1 + r2)
         else:
-            kr1 = self.decay.kappa(r1).unsqueeze(-1)
-            kr2 = self.decay.kappa(r2).unsqueeze(-2)
-            k_sum = self.decay.kappa(r1.unsqueeze(-1) + r2.unsqueeze(-2))
+            kr1, kr2, k_sum = self.decay.kappas(r1.unsqueeze(-1), r2.unsqueeze(-2), r1.unsqueeze(-1) + r2.unsqueeze(-2))
         delta = self.decay.value("delta")
         scale = self.decay.value("gamma") - delta * self._mean_ref[0].constant
         x_factor = 1.0 - delta * (kr1 + kr2 - delta * k_sum)

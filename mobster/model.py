@@ -23,8 +23,10 @@ from mobster.kernels import ExpDecayMean, ExpDecayParameters, ExpDecayResourceKe
 KernelName = Literal["exp-decay-sum", "exp-decay-combined", "matern52"]
 KERNELS: tuple[str, ...] = ("exp-decay-sum", "exp-decay-combined", "matern52")
 
-#: L-BFGS-B iterations per fit; the fit is warm-started from the previous one, so few are needed.
+#: L-BFGS-B iterations of a fit from default hyperparameters, and of one warm-started from the
+#: previous fit (which starts close to the optimum).
 FIT_MAXITER = 100
+WARM_FIT_MAXITER = 50
 
 
 def validate_kernel(kernel: str) -> None:
@@ -67,20 +69,28 @@ def hyperparameters(model: SingleTaskGP) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if "raw_" in k}
 
 
+def apply_hyperparameters(model: SingleTaskGP, params: dict[str, torch.Tensor] | None) -> bool:
+    """Load ``params`` into ``model`` where names and shapes match; ``True`` if all of them did."""
+    if not params:
+        return False
+    own = model.state_dict()
+    compatible = {k: v.to(own[k]) for k, v in params.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict({**own, **compatible})
+    return len(compatible) == len(params) == len(hyperparameters(model))
+
+
 def fit_model(model: SingleTaskGP, warm_start: dict[str, torch.Tensor] | None = None) -> SingleTaskGP:
     """Type-II MAP fit (L-BFGS-B on the marginal likelihood plus priors), warm-started if possible.
 
     Raises gpytorch's ``NotPSDError`` (or ``RuntimeError``) when the fit fails numerically.
     """
-    if warm_start:
-        own = model.state_dict()
-        compatible = {k: v for k, v in warm_start.items() if k in own and own[k].shape == v.shape}
-        model.load_state_dict({**own, **{k: v.to(own[k]) for k, v in compatible.items()}})
+    warm = apply_hyperparameters(model, warm_start)
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     with warnings.catch_warnings():
         # An L-BFGS-B run that stops at its iteration limit is fine for a warm-started fit.
         warnings.simplefilter("ignore", OptimizationWarning)
-        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": FIT_MAXITER}})
+        maxiter = WARM_FIT_MAXITER if warm else FIT_MAXITER
+        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": maxiter}}, max_attempts=2)
     model.eval()
     return model
 

@@ -27,9 +27,9 @@ SPRAY_SCALE = 0.1
 #: Starts that get a local search.
 NUM_RESTARTS = 3
 #: Rounds of (continuous L-BFGS-B, discrete neighbourhood step) per start.
-LOCAL_ROUNDS = 2
+LOCAL_ROUNDS = 1
 #: L-BFGS-B iterations per continuous step.
-LBFGS_MAXITER = 25
+LBFGS_MAXITER = 20
 
 
 def search_bounds(space: SearchSpace, **tensor_kwargs) -> torch.Tensor:

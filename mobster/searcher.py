@@ -15,12 +15,21 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from botorch.models import SingleTaskGP
 
 from mobster.acquisition import FantasyAveragedLogEI
-from mobster.fantasy import FantasizedModel
 from mobster.data import Observation, acquisition_resource, collect_observations, subsample
+from mobster.fantasy import FantasizedModel
 from mobster.history import TrialRecord
-from mobster.model import KernelName, build_model, cholesky_jitter, fit_model, hyperparameters, validate_kernel
+from mobster.model import (
+    KernelName,
+    apply_hyperparameters,
+    build_model,
+    cholesky_jitter,
+    fit_model,
+    hyperparameters,
+    validate_kernel,
+)
 from mobster.optimize import maximize_acquisition
 from mobster.space import SearchSpace
 
@@ -28,8 +37,12 @@ from mobster.space import SearchSpace
 EI_JITTER = 0.01
 #: Best known configurations (by posterior mean at r_acq) around which the optimiser also searches.
 NUM_ANCHORS = 5
-#: Attempts to fit the GP: plain, then with escalating Cholesky jitter.
-FIT_ATTEMPTS = 3
+#: Attempts to fit the GP: plain, then with more Cholesky jitter from default hyperparameters.
+FIT_ATTEMPTS = 2
+#: Hyperparameters are re-optimised once the data has grown by this factor since the last fit
+#: (the reference refits on every change, its main cost); in between, the GP is only conditioned
+#: on the new data with the previous hyperparameters.
+REFIT_GROWTH = 1.1
 
 
 class ModelBasedSearcher:
@@ -83,6 +96,7 @@ class ModelBasedSearcher:
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         self._warm_start: dict[str, torch.Tensor] | None = None
+        self._fitted_size = 0
         self._warned: set[str] = set()
 
     # ----- public -------------------------------------------------------------------------
@@ -175,13 +189,14 @@ class ModelBasedSearcher:
     def _model_based_unit(
         self, trials: Sequence[TrialRecord], observations: list[Observation], excluded: set[tuple]
     ) -> np.ndarray:
+        total = len(observations)
         observations = subsample(observations, self.max_observations, self._rng)
         units = {o.trial: self.space.to_unit(trials[o.trial].config) for o in observations}
         train_x = self._model_inputs(np.stack([units[o.trial] for o in observations]), [o.resource for o in observations])
         values = np.array([o.value for o in observations])
         spread = values.std()
         train_y = torch.tensor((values - values.mean()) / (spread if spread > 0 else 1.0), **self.tensor_kwargs)
-        model = self._fit(train_x, train_y.unsqueeze(-1))
+        model = self._fit(train_x, train_y.unsqueeze(-1), total)
 
         r_acq = acquisition_resource(observations)
         pending = [t for t in trials if t.pending_at is not None and self._in_space(t.config)]
@@ -206,7 +221,15 @@ class ModelBasedSearcher:
             acquisition, self.space, lambda u: self._key(u) in excluded, self._rng, self.tensor_kwargs, anchors
         )
 
-    def _fit(self, train_x: torch.Tensor, train_y: torch.Tensor):
+    def _fit(self, train_x: torch.Tensor, train_y: torch.Tensor, total: int) -> SingleTaskGP:
+        """The GP on the data; hyperparameters are re-optimised only when the data grew enough.
+
+        ``total`` counts observations before the data cap, so refits continue beyond the cap.
+        """
+        if self._warm_start is not None and total <= REFIT_GROWTH * self._fitted_size:
+            model = build_model(train_x, train_y, self.kernel)
+            if apply_hyperparameters(model, self._warm_start):
+                return model.eval()
         last_error: Exception | None = None
         for attempt in range(FIT_ATTEMPTS):
             model = build_model(train_x, train_y, self.kernel)
@@ -217,6 +240,7 @@ class ModelBasedSearcher:
                 last_error = error
                 continue
             self._warm_start = hyperparameters(model)
+            self._fitted_size = total
             return model
         raise RuntimeError(f"GP fit failed {FIT_ATTEMPTS} times") from last_error
 

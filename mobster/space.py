@@ -184,10 +184,25 @@ class SearchSpace:
         return float(np.clip(x, domain.low, domain.high))
 
     def round_unit(self, unit: np.ndarray) -> np.ndarray:
-        """Snap search coordinates to the ones of valid configurations (same shape)."""
-        return np.stack([self.to_unit(self.from_unit(row)) for row in np.atleast_2d(unit)]).reshape(
-            unit.shape
-        )
+        """Snap search coordinates to the ones of valid configurations (same shape), vectorised."""
+        rows = np.array(np.atleast_2d(unit), dtype=float)
+        for j, name in enumerate(self.variables):
+            rows[:, j] = self._round_column(self.domains[name], rows[:, j])
+        return rows.reshape(np.shape(unit))
+
+    def _round_column(self, domain: Domain, column: np.ndarray) -> np.ndarray:
+        if isinstance(domain, Categorical):
+            return np.clip(np.round(column), 0, len(domain.choices) - 1)
+        column = np.clip(column, 0.0, 1.0)
+        if isinstance(domain, Float) and domain.step is None:
+            return column
+        lo, hi = self._unit_range(domain)
+        x = lo + column * (hi - lo)
+        x = np.exp(x) if domain.log else x
+        step = domain.step or 1
+        values = np.clip(domain.low + np.round((x - domain.low) / step) * step, domain.low, domain.high)
+        x = np.log(values) if domain.log else values
+        return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
 
     def sample_unit(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` uniformly random valid search-coordinate rows."""
