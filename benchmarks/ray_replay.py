@@ -211,7 +211,8 @@ def summarise(table: Table, runs: list[Run]) -> tuple[str, dict[str, Any]]:
         trials = float(np.median([r.trials for r in mine]))
         wall = float(np.median([r.wall_seconds for r in mine]))
         lines.append(
-            f"| {method} | {len(mine)} | {median:.4f} [{q1:.4f}, {q3:.4f}] | {to_target:.0f} | {trials:.0f} | {wall:.0f} |"
+            f"| {method} | {len(mine)} | {median:.4f} [{q1:.4f}, {q3:.4f}] | {to_target:.0f} "
+            f"| {trials:.0f} | {wall:.0f} |"
         )
         figures["methods"][method] = {
             "final_regret_median": float(median),

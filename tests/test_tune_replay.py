@@ -18,7 +18,9 @@ def _table() -> Table:
         Parameter("width", "int", (16, 32, 64), log=True),
         Parameter("act", "categorical", ("relu", "tanh")),
     ]
-    configs = [{"lr": lr, "width": w, "act": a} for lr in (0.001, 0.01, 0.1) for w in (16, 32, 64) for a in ("relu", "tanh")]
+    configs = [
+        {"lr": lr, "width": w, "act": a} for lr in (0.001, 0.01, 0.1) for w in (16, 32, 64) for a in ("relu", "tanh")
+    ]
     curves = np.linspace(0.5, 0.1, len(configs))[:, None] + 1.0 / np.arange(1, 4)[None, :]
     return Table("toy", parameters, configs, curves.astype(np.float32), np.ones(len(configs), np.float32), 3)
 

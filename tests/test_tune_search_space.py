@@ -58,12 +58,17 @@ def test_float_domains_keep_bounds_and_scale() -> None:
 
 def test_log_and_quantized_domains_are_modelled_on_their_grid_index() -> None:
     converted = convert_search_space(
-        {"qlog": tune.qloguniform(1e-4, 1e-1, 1e-4), "qlogint": tune.qlograndint(4, 64, 4), "qu": tune.quniform(0, 2, 0.5)}
+        {
+            "qlog": tune.qloguniform(1e-4, 1e-1, 1e-4),
+            "qlogint": tune.qlograndint(4, 64, 4),
+            "qu": tune.quniform(0, 2, 0.5),
+        }
     )
     assert converted.space.domains["qlog"] == Integer(1, 1000, log=True)
     assert converted.space.domains["qlogint"] == Integer(1, 16, log=True)
     assert converted.space.domains["qu"] == Integer(0, 4)
-    assert converted.to_ray({"qlog": 3, "qlogint": 16, "qu": 3}) == {"qlog": pytest.approx(3e-4), "qlogint": 64, "qu": 1.5}
+    expected = {"qlog": pytest.approx(3e-4), "qlogint": 64, "qu": 1.5}
+    assert converted.to_ray({"qlog": 3, "qlogint": 16, "qu": 3}) == expected
 
 
 def test_nested_dicts_lists_and_constants() -> None:
