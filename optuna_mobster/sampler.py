@@ -86,6 +86,9 @@ class MobsterSampler(BaseSampler):
         self._random = RandomSampler(seed=seed)
         self._intersection = IntersectionSearchSpace(include_pruned=True)
         self._searchers: dict[tuple, ModelBasedSearcher] = {}
+        # Configurations this sampler returned whose trials have not stored their parameters yet
+        # (another thread's trial between sample_relative and suggest_*): pending all the same.
+        self._just_suggested: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     # ----- Optuna's sampler interface ------------------------------------------------------
@@ -103,7 +106,10 @@ class MobsterSampler(BaseSampler):
         levels = self._levels(study)
         searcher = self._searcher(study, search_space, levels)
         records = self._records(study, trial, search_space, levels)
-        return searcher.suggest(records)
+        config = searcher.suggest(records)
+        with self._lock:
+            self._just_suggested[trial.number] = config
+        return config
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
@@ -163,7 +169,16 @@ class MobsterSampler(BaseSampler):
     ) -> list[TrialRecord]:
         """Every other trial that has all modelled parameters, as the core's records."""
         records: list[TrialRecord] = []
+        with self._lock:
+            just_suggested = dict(self._just_suggested)
         for trial in study.get_trials(deepcopy=False, states=_MODELLED_STATES):
+            if trial.number in just_suggested and (trial.params or trial.state != TrialState.RUNNING):
+                with self._lock:
+                    self._just_suggested.pop(trial.number, None)  # visible in storage now
+            elif trial.number in just_suggested and trial.number != current.number:
+                config = just_suggested[trial.number]
+                records.append(TrialRecord(config, {}, pending_at=levels[0], name=str(trial.number)))
+                continue
             if trial.number == current.number or not all(name in trial.params for name in search_space):
                 continue
             config = {name: trial.params[name] for name in search_space}
