@@ -62,6 +62,7 @@ def run_record(
         "tell_seconds": round(sim.tell_seconds, 4),
         "n_trials": sim.n_trials,
         "n_pruned": sim.n_pruned,
+        "rows": list(sim.rows),
         "wall_seconds": round(wall_seconds, 2),
         "code": code,
     }
@@ -73,17 +74,21 @@ def runs_path(out: Path, table: str, method: str) -> Path:
 
 def save_runs(out: Path, runs: Iterable[Run]) -> None:
     """Merge ``runs`` into their per-(benchmark, method) files; a run replaces one with the same
-    seed and number of workers."""
+    seed, number of workers and clock (decision time charged or not)."""
     groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
     for run in runs:
         groups[run["table"], run["method"]].append(run)
     for (table, method), new in groups.items():
         path = runs_path(out, table, method)
-        kept = {(r["seed"], r["workers"]): r for r in _read(path)}
-        kept.update({(r["seed"], r["workers"]): r for r in new})
+        kept = {_key(r): r for r in _read(path)}
+        kept.update({_key(r): r for r in new})
         path.parent.mkdir(parents=True, exist_ok=True)
         ordered = [kept[k] for k in sorted(kept)]
         path.write_text(json.dumps({"runs": ordered}, separators=(",", ":")) + "\n")
+
+
+def _key(run: Run) -> tuple[int, int, bool]:
+    return run["seed"], run["workers"], run.get("charged", True)
 
 
 def load_runs(out: Path) -> list[Run]:
@@ -139,6 +144,7 @@ class MethodSummary:
     ask_p90: float
     decision_per_suggestion: float
     trials_median: float
+    distinct_share: float
     wall_seconds_median: float
 
 
@@ -155,9 +161,13 @@ class BenchmarkSummary:
 
 
 def summarise(runs: Sequence[Run], baseline: str = BASELINE) -> list[BenchmarkSummary]:
-    """One summary per benchmark that has runs of ``baseline`` (the target needs them)."""
+    """One summary per benchmark that has runs of ``baseline`` (the target needs them).
+
+    Only runs with decision time charged count (``--free`` runs are for diagnostics); their
+    "free" figures come from re-timing the same runs.
+    """
     by_table: dict[str, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
-    for run in runs:
+    for run in charged_runs(runs):
         by_table[run["table"]][run["method"]].append(run)
     summaries = []
     for table in sorted(by_table):
@@ -171,6 +181,10 @@ def summarise(runs: Sequence[Run], baseline: str = BASELINE) -> list[BenchmarkSu
         first = methods[baseline][0]
         summaries.append(BenchmarkSummary(table, target, first["best"], first["budget"], first["workers"], rows))
     return summaries
+
+
+def charged_runs(runs: Sequence[Run]) -> list[Run]:
+    return [r for r in runs if r.get("charged", True)]
 
 
 def _method_summary(name: str, runs: list[Run], target: float, base: float, base_free: float) -> MethodSummary:
@@ -195,6 +209,7 @@ def _method_summary(name: str, runs: list[Run], target: float, base: float, base
         ask_p90=float(np.quantile(asks, 0.9)),
         decision_per_suggestion=decisions / max(suggestions, 1),
         trials_median=float(np.median([r["n_trials"] for r in runs])),
+        distinct_share=_median([len(set(r["rows"])) / len(r["rows"]) for r in runs if r.get("rows")]),
         wall_seconds_median=float(np.median([r["wall_seconds"] for r in runs])),
     )
 
@@ -296,11 +311,16 @@ def _fmt_ratio(x: float) -> str:
 
 
 def format_table(summaries: Sequence[BenchmarkSummary]) -> str:
-    """A markdown table: one row per (benchmark, method)."""
+    """A markdown table: one row per (benchmark, method).
+
+    "distinct configs" is the median share of a run's trials that landed on a table row no earlier
+    trial of the run had (suggestions snap to the grid, so near-duplicates re-train one config).
+    """
     head = (
         "| benchmark | method | seeds | time to target (s) | vs ASHA | free: time to target | free: vs ASHA "
-        "| reached | final regret median [IQR] | ask s p50 / p90 | decision s / suggestion | trials |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n"
+        "| reached | final regret median [IQR] | ask s p50 / p90 | decision s / suggestion | trials "
+        "| distinct configs |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n"
     )
     lines = []
     for s in summaries:
@@ -310,7 +330,8 @@ def format_table(summaries: Sequence[BenchmarkSummary]) -> str:
                 f"| {s.table} | {label} | {m.seeds} | {_fmt_s(m.ttt_median)} | {_fmt_ratio(m.ttt_ratio)} "
                 f"| {_fmt_s(m.ttt_free_median)} | {_fmt_ratio(m.ttt_free_ratio)} | {m.reached}/{m.seeds} "
                 f"| {m.regret_median:.4f} [{m.regret_q25:.4f}, {m.regret_q75:.4f}] "
-                f"| {m.ask_p50:.3f} / {m.ask_p90:.3f} | {m.decision_per_suggestion:.3f} | {m.trials_median:.0f} |"
+                f"| {m.ask_p50:.3f} / {m.ask_p90:.3f} | {m.decision_per_suggestion:.3f} | {m.trials_median:.0f} "
+                f"| {'n/a' if math.isnan(m.distinct_share) else f'{m.distinct_share:.0%}'} |"
             )
     targets = "\n".join(
         f"- {s.table}: target error {s.target:.4f} (table best {s.best:.4f}), budget {s.budget:.0f} s "
@@ -409,7 +430,7 @@ def write_report(out: Path, *, plots: bool = True) -> str:
     Returns the printed text (table and targets).
     """
     out = Path(out)
-    runs = load_runs(out)
+    runs = charged_runs(load_runs(out))
     summaries = summarise(runs)
     lines = verdicts(summaries, runs)
     text = format_table(summaries) + "\nTargets of the issue (ours = MOBSTER in Optuna):\n" + "\n".join(

@@ -38,6 +38,8 @@ from benchmarks.methods import BASELINE, METHODS, make  # noqa: E402
 from benchmarks.simulator import BUDGET_FULL_TRAININGS, DEFAULT_WORKERS, budget_seconds, simulate  # noqa: E402
 from benchmarks.tables import list_tables, load_table  # noqa: E402
 
+#: Seeds per (benchmark, method) in a full run: the protocol's minimum.
+FULL_SEEDS = 10
 QUICK_TABLE = "mlp_digits"
 QUICK_METHODS = ("asha", "mobster", "tpe-hyperband")
 QUICK_SEEDS = 2
@@ -116,8 +118,8 @@ def plan(
     return [Job(t, m, s, workers, budget, charge) for t in tables for s in seeds for m in order]
 
 
-def done_keys(out: Path) -> set[tuple[str, str, int, int]]:
-    return {(r["table"], r["method"], r["seed"], r["workers"]) for r in report.load_runs(out)}
+def done_keys(out: Path) -> set[tuple[str, str, int, int, bool]]:
+    return {(r["table"], r["method"], r["seed"], r["workers"], r.get("charged", True)) for r in report.load_runs(out)}
 
 
 def execute(jobs: Sequence[Job], out: Path, n_jobs: int = 1) -> None:
@@ -157,7 +159,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         f"{', '.join(QUICK_METHODS)}, {QUICK_BUDGET_TRAININGS}-training budget (< 1 minute)")
     parser.add_argument("--tables", nargs="+", choices=list_tables(), help="default: all tables")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), help="default: all Optuna methods")
-    parser.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
+    parser.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default {FULL_SEEDS}, {QUICK_SEEDS} with --quick)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST .. FIRST+SEEDS-1")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="asynchronous workers K (default 4)")
     parser.add_argument("--budget-trainings", type=float, default=None,
@@ -177,19 +179,19 @@ def main(argv: Sequence[str] | None = None) -> str:
     if args.quick:
         tables = args.tables or [QUICK_TABLE]
         methods = args.methods or list(QUICK_METHODS)
-        seeds = list(range(args.first_seed, args.first_seed + (QUICK_SEEDS if args.seeds == 10 else args.seeds)))
+        seeds = list(range(args.first_seed, args.first_seed + (args.seeds or QUICK_SEEDS)))
         budget = args.budget_trainings or QUICK_BUDGET_TRAININGS
         out = args.out or Path("out/benchmarks-quick")
     else:
         tables = args.tables or list_tables()
         methods = args.methods or list(METHODS)
-        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        seeds = list(range(args.first_seed, args.first_seed + (args.seeds or FULL_SEEDS)))
         budget = args.budget_trainings or BUDGET_FULL_TRAININGS
         out = args.out or Path("benchmarks/results")
     jobs = plan(tables, methods, seeds, args.workers, budget, not args.free)
     if args.skip_done:
         done = done_keys(out)
-        jobs = [j for j in jobs if (j.table, j.method, j.seed, j.workers) not in done]
+        jobs = [j for j in jobs if (j.table, j.method, j.seed, j.workers, j.charge) not in done]
     print(
         f"{len(jobs)} runs: tables {', '.join(tables)}; methods {', '.join(methods)}; seeds {seeds[0]}..{seeds[-1]}; "
         f"{args.workers} workers; budget {budget_seconds(args.workers, budget):.0f} simulated s; -> {out}",

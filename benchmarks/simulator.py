@@ -111,7 +111,8 @@ class Simulation:
     """Everything one simulated run produced.
 
     ``completions`` holds ``(charged time, free time, error)`` of each trial that reached the full
-    resource, in the order they were handled; the incumbent is their running minimum.
+    resource, in the order they were handled; the incumbent is their running minimum. ``rows``
+    is the table row each trial was snapped to, in trial order.
     """
 
     table: str
@@ -124,6 +125,7 @@ class Simulation:
     tell_seconds: float = 0.0
     n_trials: int = 0
     n_pruned: int = 0
+    rows: list[int] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -227,6 +229,7 @@ def simulate(
         waited[worker] += end - now
         row = table.nearest(trial.params)
         running[worker] = _Running(trial, row)
+        sim.rows.append(row)
         sim.n_trials += 1
         log(end, worker, trial.number, "start")
         sequence += 1

@@ -177,6 +177,7 @@ def run_one(table: Table, method: str, seed: int, workers: int, budget_trainings
         tuner_sleep_time=TUNER_SLEEP_SECONDS,
     )
     meter = DecisionMeter(charge)
+    rows: dict[int, int] = {}  # trial id -> table row it was snapped to
     backend.time_keeper.real_time_since_last_recent_exit = meter.take  # CPU seconds of decisions only
 
     sim = Simulation(table=table.name, workers=workers, budget=budget, scale=scale)
@@ -207,7 +208,15 @@ def run_one(table: Table, method: str, seed: int, workers: int, budget_trainings
             record(trial, result)
         on_complete(trial, result)
 
-    scheduler.suggest = meter.wrap(scheduler.suggest, is_suggest=True)
+    suggest = meter.wrap(scheduler.suggest, is_suggest=True)
+
+    def suggest_and_note_row(trial_id: int) -> Any:
+        suggestion = suggest(trial_id)
+        if suggestion is not None and suggestion.config is not None:
+            rows[trial_id] = table.nearest(suggestion.config)
+        return suggestion
+
+    scheduler.suggest = suggest_and_note_row
     scheduler.on_trial_result = on_trial_result
     scheduler.on_trial_complete = on_trial_complete
     for name in ("on_trial_add", "on_trial_error", "on_trial_remove"):
@@ -235,6 +244,7 @@ def run_one(table: Table, method: str, seed: int, workers: int, budget_trainings
     sim.prune_seconds = meter.other_seconds
     sim.n_trials = len(meter.suggestions)
     sim.n_pruned = stops
+    sim.rows = [rows[t] for t in sorted(rows)]
     return report.run_record(
         sim,
         method=method,
@@ -261,13 +271,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     logging.getLogger("syne_tune").setLevel(logging.ERROR)
     os.environ.setdefault("SYNETUNE_FOLDER", tempfile.mkdtemp(prefix="synetune-"))
-    done = {(r["table"], r["method"], r["seed"], r["workers"]) for r in report.load_runs(args.out)}
+    done = {(r["table"], r["method"], r["seed"], r["workers"], r.get("charged", True)) for r in report.load_runs(args.out)}
     jobs = [
         (t, m, s)
         for t in args.tables
         for s in range(args.first_seed, args.first_seed + args.seeds)
         for m in sorted(args.methods, key=lambda m: m != "ref-asha")
-        if not (args.skip_done and (t, m, s, args.workers) in done)
+        if not (args.skip_done and (t, m, s, args.workers, not args.free) in done)
     ]
     print(f"{len(jobs)} reference runs ({VERSION}) -> {args.out}", flush=True)
     started = time.perf_counter()
