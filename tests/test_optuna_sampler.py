@@ -140,7 +140,8 @@ def test_bad_trials_never_break_the_study():
     states = [t.state for t in study.trials]
     assert len(states) == 20
     assert states.count(TrialState.FAIL) >= 4
-    assert states.count(TrialState.COMPLETE) >= 3
+    assert states.count(TrialState.COMPLETE) >= 1  # most trials are pruned by design
+    assert study.best_value < 0.1  # the model kept learning around the failures
 
 
 def test_constant_objective_and_single_choice_parameters():
