@@ -267,7 +267,11 @@ def verdicts(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], ours: s
     lines.append(
         f"time-to-target <= 0.5x ASHA on >= 3 of 4 benchmarks: {'MET' if len(halved) >= 3 else 'MISSED'} "
         f"({len(halved)} of {len(have)} run: "
-        + ", ".join(f"{t} {_fmt_ratio(rows[t][ours].ttt_ratio)}" for t in have)
+        + ", ".join(
+            f"{t}: {_fmt_s(rows[t][ours].ttt_median)} s vs {_fmt_s(rows[t][BASELINE].ttt_median)} s = "
+            f"{_fmt_ratio(rows[t][ours].ttt_ratio)}"
+            for t in have
+        )
         + ")"
     )
     for other, label, bound in (("tpe-hyperband", "TPE+Hyperband", 1.0), ("ref-mobster", "reference MOBSTER", 0.8)):
@@ -281,7 +285,7 @@ def verdicts(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], ours: s
             rel = a / b if math.isfinite(b) and b > 0 else (0.0 if math.isfinite(a) else math.nan)
             met = (a < b) if bound == 1.0 else (rel <= bound)
             ok &= bool(met)
-            parts.append(f"{t} {_fmt_ratio(rel)}{'' if met else ' (missed)'}")
+            parts.append(f"{t}: {_fmt_s(a)} s vs {_fmt_s(b)} s = {_fmt_ratio(rel)}{'' if met else ' (missed)'}")
         want = "better than" if bound == 1.0 else f"<= {bound}x"
         lines.append(f"time-to-target {want} {label}: {'MET' if ok else 'MISSED'} ({', '.join(parts)})")
     by_method: dict[tuple[str, str], list[Run]] = defaultdict(list)
