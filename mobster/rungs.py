@@ -71,12 +71,17 @@ def sample_bracket(levels: Sequence[int], num_brackets: int, uniform: float) -> 
     return int(min(np.searchsorted(cumulative, uniform, side="right"), len(cumulative) - 1))
 
 
-def continue_threshold(rung_values: Sequence[float], reduction_factor: float) -> float:
-    """The ``1/eta`` quantile of the values at a rung: values at or below it continue."""
+def _half_threshold(rung_values: Sequence[float], reduction_factor: float) -> float:
+    # The quantile of the halved values: linear interpolation a + (b - a) t cannot overflow there.
     finite = np.asarray([v for v in rung_values if math.isfinite(v)], dtype=float)
     if finite.size == 0:
         return math.inf
-    return float(np.quantile(finite, 1.0 / reduction_factor))
+    return float(np.quantile(finite / 2.0, 1.0 / reduction_factor))
+
+
+def continue_threshold(rung_values: Sequence[float], reduction_factor: float) -> float:
+    """The ``1/eta`` quantile of the values at a rung: values at or below it continue."""
+    return 2.0 * _half_threshold(rung_values, reduction_factor)
 
 
 def should_stop(value: float, rung_values: Sequence[float], reduction_factor: float) -> bool:
@@ -87,7 +92,7 @@ def should_stop(value: float, rung_values: Sequence[float], reduction_factor: fl
     """
     if not math.isfinite(value):
         return True
-    return value > continue_threshold(rung_values, reduction_factor)
+    return value / 2.0 > _half_threshold(rung_values, reduction_factor)
 
 
 def promotable_trial(

@@ -45,6 +45,23 @@ FIT_ATTEMPTS = 2
 REFIT_GROWTH = 1.1
 
 
+#: Discrete spaces up to this size are enumerated when random draws find nothing new.
+ENUMERATION_LIMIT = 100_000
+
+
+def validate_searcher_arguments(
+    kernel: str, num_initial_random: int, num_fantasies: int, max_observations: int
+) -> None:
+    """Raise ``ValueError`` naming the argument; plugins call it in their constructors."""
+    validate_kernel(kernel)
+    if num_initial_random < 0:
+        raise ValueError(f"num_initial_random must be >= 0, got {num_initial_random}")
+    if num_fantasies < 1:
+        raise ValueError(f"num_fantasies must be >= 1, got {num_fantasies}")
+    if max_observations < 2:
+        raise ValueError(f"max_observations must be >= 2, got {max_observations}")
+
+
 class ModelBasedSearcher:
     """Suggests configurations by expected improvement under a joint GP over (x, r).
 
@@ -79,11 +96,9 @@ class ModelBasedSearcher:
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        validate_kernel(kernel)
         if max_resource < 1:
             raise ValueError(f"max_resource must be >= 1, got {max_resource}")
-        if max_observations < 2:
-            raise ValueError(f"max_observations must be >= 2, got {max_observations}")
+        validate_searcher_arguments(kernel, num_initial_random, num_fantasies, max_observations)
         self.space = space
         self.max_resource = int(max_resource)
         self.levels = list(levels) if levels is not None else None
@@ -109,7 +124,9 @@ class ModelBasedSearcher:
         """
         with self._lock:
             excluded = {self._key(self.space.to_unit(t.config)) for t in trials if self._in_space(t.config)}
-            if self.space.dim == 0:
+            if self.space.dim == 0:  # a single configuration
+                if trials:
+                    raise LookupError("the search space holds one configuration and it was evaluated")
                 return self.space.from_unit(np.zeros(0))
             if len(trials) < self.num_initial_random:
                 return self._random_config(excluded, centre=not trials)
@@ -119,8 +136,8 @@ class ModelBasedSearcher:
                 return self._random_config(excluded)
             try:
                 unit = self._model_based_unit(trials, observations, excluded)
-            except LookupError:
-                raise
+            except LookupError:  # nothing new among the optimiser's candidates
+                return self._random_config(excluded)
             except Exception as error:  # numerical failure of the GP: never break the study
                 warnings.warn(f"MOBSTER model failed ({error!r}); suggesting a random configuration", stacklevel=2)
                 return self._random_config(excluded)
@@ -175,6 +192,12 @@ class ModelBasedSearcher:
         for unit in candidates:
             if self._key(unit) not in excluded:
                 return self.space.from_unit(unit)
+        # Random draws found nothing new: enumerate small discrete spaces before giving up.
+        every = self.space.enumerate_unit(ENUMERATION_LIMIT)
+        if every is not None:
+            left = [unit for unit in every if self._key(unit) not in excluded]
+            if left:
+                return self.space.from_unit(left[self._rng.integers(len(left))])
         raise LookupError("no configuration left that has not been evaluated")
 
     def _resource_unit(self, resource: float) -> float:

@@ -74,6 +74,8 @@ def _validate(name: str, domain: Domain) -> None:
         raise InvalidSpaceError(f"parameter {name!r}: low={low} is greater than high={high}")
     if domain.log and low <= 0:
         raise InvalidSpaceError(f"parameter {name!r}: log scale needs low > 0, got low={low}")
+    if not math.isfinite(float(high) - float(low)):
+        raise InvalidSpaceError(f"parameter {name!r}: the range [{low}, {high}] is too wide to encode")
     if domain.step is not None and domain.step <= 0:
         raise InvalidSpaceError(f"parameter {name!r}: step must be positive, got {domain.step}")
     if domain.log and domain.step not in (None, 1):
@@ -88,6 +90,8 @@ def _num_values(domain: Domain) -> int | None:
         return (domain.high - domain.low) // domain.step + 1
     if domain.step is not None:
         return int(math.floor((domain.high - domain.low) / domain.step + 1e-9)) + 1
+    if domain.log and math.log(domain.high) == math.log(domain.low):
+        return 1  # bounds one ulp apart: a constant on the log scale
     return None if domain.high > domain.low else 1
 
 
@@ -151,8 +155,16 @@ class SearchSpace:
         return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
 
     @staticmethod
-    def _unit_range(domain: Float | Integer) -> tuple[float, float]:
-        low, high = float(domain.low), float(domain.high)
+    def _top(domain: Float | Integer) -> float:
+        """The largest valid value: ``high``, or the last grid point below it for stepped domains."""
+        count = _num_values(domain)
+        if isinstance(domain, Integer) or domain.step is not None:
+            return domain.low + (count - 1) * (domain.step or 1)
+        return domain.high
+
+    @classmethod
+    def _unit_range(cls, domain: Float | Integer) -> tuple[float, float]:
+        low, high = float(domain.low), float(cls._top(domain))
         if isinstance(domain, Integer) or domain.step is not None:
             half = 0.5 * (domain.step or 1)
             low, high = low - half, high + half
@@ -177,11 +189,11 @@ class SearchSpace:
         x = math.exp(x) if domain.log else x
         if isinstance(domain, Integer):
             steps = round((x - domain.low) / domain.step)
-            return int(np.clip(domain.low + steps * domain.step, domain.low, domain.high))
+            return int(np.clip(domain.low + steps * domain.step, domain.low, self._top(domain)))
         if domain.step is not None:
             steps = round((x - domain.low) / domain.step)
             x = domain.low + steps * domain.step
-        return float(np.clip(x, domain.low, domain.high))
+        return float(np.clip(x, domain.low, self._top(domain)))
 
     def round_unit(self, unit: np.ndarray) -> np.ndarray:
         """Snap search coordinates to the ones of valid configurations (same shape), vectorised."""
@@ -200,7 +212,7 @@ class SearchSpace:
         x = lo + column * (hi - lo)
         x = np.exp(x) if domain.log else x
         step = domain.step or 1
-        values = np.clip(domain.low + np.round((x - domain.low) / step) * step, domain.low, domain.high)
+        values = np.clip(domain.low + np.round((x - domain.low) / step) * step, domain.low, self._top(domain))
         x = np.log(values) if domain.log else values
         return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
 
@@ -212,6 +224,25 @@ class SearchSpace:
             if isinstance(domain, Categorical):
                 rows[:, j] = rng.integers(0, len(domain.choices), size=n)
         return self.round_unit(rows) if self.dim else rows
+
+    def enumerate_unit(self, limit: int) -> np.ndarray | None:
+        """Search coordinates of every configuration, or ``None`` beyond ``limit`` (or continuous)."""
+        axes = []
+        total = 1
+        for name in self.variables:
+            domain = self.domains[name]
+            count = _num_values(domain)
+            if count is None or total * count > limit:
+                return None
+            total *= count
+            if isinstance(domain, Categorical):
+                axes.append(np.arange(count, dtype=float))
+            else:
+                step = domain.step or 1
+                axes.append(np.array([self._value_to_unit(name, domain.low + k * step) for k in range(count)]))
+        if not axes:
+            return np.zeros((1, 0))
+        return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(axes))
 
     def discrete_values(self) -> dict[int, list[float]]:
         """Ordered discrete coordinates (ints, stepped floats) with their allowed unit values.

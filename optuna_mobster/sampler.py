@@ -14,8 +14,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mobster import rungs as rung_rules
 from mobster.history import TrialRecord
-from mobster.model import KernelName, validate_kernel
-from mobster.searcher import ModelBasedSearcher
+from mobster.model import KernelName
+from mobster.searcher import ModelBasedSearcher, validate_searcher_arguments
 from optuna_mobster._space import to_search_space
 from optuna_mobster.pruner import MobsterPruner
 
@@ -72,8 +72,10 @@ class MobsterSampler(BaseSampler):
         reduction_factor: float = 3,
         max_resource: int | None = None,
     ) -> None:
-        validate_kernel(kernel)
-        rung_rules.validate_resources(min_resource, max_resource or min_resource, reduction_factor)
+        validate_searcher_arguments(kernel, num_initial_random, num_fantasies, max_observations)
+        rung_rules.validate_resources(
+            min_resource, min_resource if max_resource is None else max_resource, reduction_factor
+        )
         self._seed = seed
         self._kernel: KernelName = kernel
         self._num_initial_random = num_initial_random

@@ -11,7 +11,7 @@
   small and tiny spaces: no crash, no duplicate, ``LookupError`` only once the space is exhausted.
 
 Examples are few and models tiny (``num_fantasies=2``, a small data cap) to keep the file under
-a minute. Separate, deterministic tests pin the bugs the fuzzing found (strict xfails).
+a minute. Separate, deterministic tests (at the end) keep the bugs the fuzzing found fixed.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def float_domains(draw) -> Float:
     kind = draw(st.sampled_from(["plain", "log", "step", "constant", "tiny", "huge"]))
     if kind == "log":
         low = draw(st.floats(1e-12, 1e6))
-        # Not log(high) == log(low) with high > low: a known bug, pinned by an xfail below.
+        # log(high) == log(low) with high > low has its own test below.
         return Float(low, low * draw(st.one_of(st.just(1.0), st.floats(1.001, 1e8))), log=True)
     if kind == "step":
         low = draw(st.floats(-1e3, 1e3))
@@ -251,7 +251,7 @@ SMALL_SPACES = st.one_of(
             SearchSpace({"x": Float(0.0, 1.0), "c": Categorical(("a", "b", "c"))}),
         ]
     ),
-    # At least one non-constant parameter: a space of constants only is a known bug (xfail below).
+    # At least one non-constant parameter; a space of constants only has its own test below.
     st.tuples(
         st.dictionaries(st.sampled_from("xyz"), DOMAINS, max_size=2),
         st.sampled_from([Integer(0, 4), Float(0.0, 1.0), Categorical(("p", "q")), Float(1e-3, 1.0, log=True)]),
@@ -335,10 +335,9 @@ def test_searcher_survives_random_interleavings(scenario, seed):
                     record.results.clear()
 
 
-# ----- bugs found by the fuzzing (strict xfails until fixed) -----------------------------------
+# ----- bugs found by the fuzzing, fixed; these tests keep them fixed -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="mobster/space.py: a stepped domain whose high is off the grid maps to high")
 def test_stepped_domain_with_high_off_the_grid_stays_on_the_grid():
     # Float(0, 1, step=0.3) holds 0, 0.3, 0.6, 0.9 (_num_values says 4), but _unit_range pads
     # ``high`` (1.0), not the last grid point (0.9), so the top of the unit interval rounds to
@@ -348,7 +347,6 @@ def test_stepped_domain_with_high_off_the_grid_stays_on_the_grid():
     assert_valid(integers, integers.from_unit([1.0]))
 
 
-@pytest.mark.xfail(strict=True, reason="mobster/space.py + searcher.py: off-grid high breaks duplicate detection")
 def test_stepped_domain_with_high_off_the_grid_is_never_suggested_twice():
     # The unit point of the off-grid 1.0 is not excluded, but from_unit(to_unit(1.0)) is 0.9:
     # the searcher proposes 0.9 again and never reports the 4-value space as exhausted.
@@ -362,7 +360,6 @@ def test_stepped_domain_with_high_off_the_grid_is_never_suggested_twice():
             records.append(TrialRecord(config, {1: float(i)}))
 
 
-@pytest.mark.xfail(strict=True, reason="mobster/space.py: high - low overflows to inf for huge finite bounds")
 def test_huge_finite_bounds_are_rejected_or_mapped_correctly():
     # Float(-1e308, 1e308) passes validation (both bounds finite), but hi - lo = inf, so every
     # value maps to unit 0 and unit 0.5 maps to 1e308.
@@ -375,7 +372,6 @@ def test_huge_finite_bounds_are_rejected_or_mapped_correctly():
     assert space.to_unit({"x": 0.0})[0] == pytest.approx(0.5)
 
 
-@pytest.mark.xfail(strict=True, reason="mobster/rungs.py: np.quantile's interpolation overflows near the float limit")
 def test_stopping_rule_survives_values_near_the_float_limit():
     # The 1/3 quantile of [-1e308, 1e308] is about -3.3e307, but np.quantile computes
     # a + (b - a) * t with b - a = inf, so the threshold is inf and the worse value continues.
@@ -388,7 +384,6 @@ def test_stopping_rule_survives_values_near_the_float_limit():
         assert table.on_result("b", 1, 1e308) == "stop"
 
 
-@pytest.mark.xfail(strict=True, reason="mobster/searcher.py: a space of constants returns its one configuration forever")
 def test_space_of_constants_is_exhausted_after_one_suggestion():
     space = SearchSpace({"fixed": Integer(3, 3), "only": Categorical(("sgd",))})
     searcher = ModelBasedSearcher(space, max_resource=1)
@@ -397,7 +392,6 @@ def test_space_of_constants_is_exhausted_after_one_suggestion():
         searcher.suggest([TrialRecord(first, {1: 0.5})])  # suggests {'fixed': 3, 'only': 'sgd'} again
 
 
-@pytest.mark.xfail(strict=True, reason="mobster/searcher.py + optimize.py: exhaustion is judged from random samples")
 def test_lookup_error_only_once_the_space_is_exhausted():
     # 999 of 1000 integers tried: _random_config draws 256 random points (maximize_acquisition
     # 512 + anchors) and raises LookupError when all of them are taken, although one is left.
@@ -408,7 +402,6 @@ def test_lookup_error_only_once_the_space_is_exhausted():
         assert searcher.suggest(records) == {"n": 500}
 
 
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError, reason="mobster/space.py: log bounds one ulp apart give a zero-width unit range")
 def test_log_domain_whose_bounds_share_a_logarithm():
     # 9.0 < 9.000000000000002, so the domain is not a constant, but math.log maps both to the
     # same float: (x - lo) / (hi - lo) divides by zero in to_unit (and from_unit is 0 * nan-free

@@ -56,7 +56,6 @@ def test_core_searcher_arguments(kwargs, message):
         ModelBasedSearcher(SPACE, **kwargs)
 
 
-@pytest.mark.xfail(strict=True, reason="mobster/searcher.py: num_fantasies is not validated; 0 makes every model-based suggestion fall back to random")
 def test_core_searcher_rejects_zero_fantasies():
     with pytest.raises(ValueError, match="num_fantasies"):
         ModelBasedSearcher(SPACE, max_resource=9, num_fantasies=0)
@@ -95,13 +94,11 @@ def test_sampler_arguments(kwargs, message):
         MobsterSampler(**kwargs)
 
 
-@pytest.mark.xfail(strict=True, reason="optuna_mobster/sampler.py: `max_resource or min_resource` lets max_resource=0 through")
 def test_sampler_rejects_zero_max_resource():
     with pytest.raises(ValueError, match="max_resource"):
         MobsterSampler(max_resource=0)
 
 
-@pytest.mark.xfail(strict=True, reason="optuna_mobster/sampler.py: core arguments are checked only when the first trial samples")
 def test_sampler_checks_core_arguments_at_construction():
     with pytest.raises(ValueError, match="max_observations must be >= 2"):
         MobsterSampler(max_observations=1)
