@@ -1,8 +1,7 @@
 """Invalid configurations fail at construction, with a message that names the problem.
 
 Cases already pinned elsewhere (test_space, test_rungs, test_optuna_pruner, test_searcher,
-test_tune_searcher) are not repeated. Strict xfails mark what is accepted today although it
-should not be: each one's reason names the file and the missing check.
+test_tune_searcher) are not repeated.
 """
 
 from __future__ import annotations
@@ -139,13 +138,11 @@ def test_searcher_arguments(kwargs, message):
         MobsterSearcher(space=RAY_SPACE, **kwargs)
 
 
-@pytest.mark.xfail(strict=True, reason="tune_mobster/searcher.py: kernel is not validated in __init__, only at the first suggest")
 def test_searcher_rejects_an_unknown_kernel_at_construction():
     with pytest.raises(ValueError, match="unknown kernel 'rbf'"):
         MobsterSearcher("loss", "min", space=RAY_SPACE, kernel="rbf")
 
 
-@pytest.mark.xfail(strict=True, reason="tune_mobster/searcher.py: core arguments are checked only at the first suggest")
 def test_searcher_checks_core_arguments_at_construction():
     with pytest.raises(ValueError, match="max_observations must be >= 2"):
         MobsterSearcher("loss", "min", space=RAY_SPACE, max_observations=1)
@@ -165,19 +162,13 @@ def test_matching_searcher_and_scheduler_pair_up():
     assert searcher.rung_levels == scheduler.rung_levels == [1, 3, 9]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="tune_mobster/scheduler.py: _link adopts the searcher without comparing metric and mode",
-)
 @pytest.mark.parametrize(
     "searcher_args, scheduler_args",
     [(("loss", "min"), ("loss", "max")), (("loss", "min"), ("accuracy", "min"))],
 )
 def test_metric_or_mode_mismatch_between_searcher_and_scheduler_is_an_error(searcher_args, scheduler_args):
-    # Today the searcher minimises loss while the scheduler stops the trials with the lowest loss
-    # (or ranks another metric): nothing says so. Both are known when the scheduler links to the
-    # searcher at the first trial, the earliest point to fail.
+    # Both are known when the scheduler links to the searcher at the first trial, the earliest
+    # point to fail.
     searcher = MobsterSearcher(*searcher_args, space=RAY_SPACE)
     scheduler = MobsterScheduler(metric=scheduler_args[0], mode=scheduler_args[1], max_t=9)
     with pytest.raises(ValueError, match="metric|mode"):

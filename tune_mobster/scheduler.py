@@ -215,8 +215,18 @@ class MobsterScheduler(TrialScheduler):
         if self._searcher is None:
             self._searcher = find_mobster_searcher(getattr(tune_controller, "search_alg", None))
             if self._searcher is not None:
+                self._check_same_objective(self._searcher)
                 self._searcher.adopt_schedule(self._time_attr, self._levels)
         return self._searcher
+
+    def _check_same_objective(self, searcher: MobsterSearcher) -> None:
+        """Searcher and scheduler must optimise one metric in one direction."""
+        for name, ours, theirs in (("metric", self._metric, searcher.metric), ("mode", self._mode, searcher.mode)):
+            if ours and theirs and ours != theirs:
+                raise ValueError(
+                    f"MobsterScheduler has {name}={ours!r} but MobsterSearcher has {name}={theirs!r}; "
+                    "set the same metric and mode on both (or only in tune.TuneConfig)"
+                )
 
     def _restore_rungs(self, trial: Trial, searcher: MobsterSearcher | None) -> None:
         """Refill the rung table with a trial's past results (after ``Tuner.restore``).

@@ -22,7 +22,7 @@ from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searc
 
 from mobster.history import TrialRecord
 from mobster.rungs import next_level, rung_levels, validate_resources
-from mobster.searcher import ModelBasedSearcher
+from mobster.searcher import ModelBasedSearcher, validate_searcher_arguments
 from tune_mobster.search_space import RaySearchSpace, convert_search_space
 
 #: Bumped when the layout of the saved state changes.
@@ -107,6 +107,7 @@ class MobsterSearcher(Searcher):
         if mode is not None and mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         validate_resources(grace_period, max_t if max_t is not None else grace_period, reduction_factor)
+        validate_searcher_arguments(kernel, num_initial_random, num_fantasies, max_observations)
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             # The GP runs on the driver, where the searcher is built: fail before the experiment.
             raise ValueError(f"device={device!r}, but CUDA is not available on the driver, where the GP runs")
