@@ -94,6 +94,7 @@ class Faulty:
         return curve(9)
 
 
+@pytest.mark.slow  # 10-30 s on a busy 2-core machine (36 trials, GP from the fifth)
 def test_bad_trials_are_failed_or_skipped_named_once_and_ignored(monkeypatch, caplog):
     calls: list[list] = []
     original = ModelBasedSearcher.suggest
