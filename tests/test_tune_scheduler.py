@@ -10,20 +10,16 @@ import sys
 import tempfile
 
 import pytest
-import ray
 from ray import tune
 
+from ray_session import local_ray
 from tune_mobster import MissingCheckpointError, MobsterScheduler, MobsterSearcher
 
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
-    # Trainables defined here go to the workers by value: tests/ is not importable there.
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
-    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    with local_ray(sys.modules[__name__]):
+        yield
 
 
 def constant_loss(config: dict) -> None:

@@ -8,13 +8,13 @@ import sys
 import time
 
 import pytest
-import ray
 import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 
 from mobster.space import InvalidSpaceError
+from ray_session import local_ray
 from tune_mobster import MobsterScheduler, MobsterSearcher
 
 SPACE = {"x": tune.uniform(0.0, 1.0), "n": tune.randint(0, 4), "act": tune.choice(["relu", "tanh"]), "epochs": 9}
@@ -22,12 +22,8 @@ SPACE = {"x": tune.uniform(0.0, 1.0), "n": tune.randint(0, 4), "act": tune.choic
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
-    # Trainables defined here go to the workers by value: tests/ is not importable there.
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
-    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    with local_ray(sys.modules[__name__]):
+        yield
 
 
 def curve(config: dict) -> None:
