@@ -89,10 +89,16 @@ def should_stop(value: float, rung_values: Sequence[float], reduction_factor: fl
 
     ``rung_values`` must already contain ``value`` itself (the rule compares against all values
     recorded at the rung so far, the new one included). A non-finite value is always stopped.
+
+    ``value <= quantile(values, 1/eta)`` (linear interpolation) holds exactly when at most
+    ``(n - 1) / eta`` finite values are strictly better, so the rule is decided by rank: no
+    arithmetic on the values, which may be huge or subnormal.
     """
     if not math.isfinite(value):
         return True
-    return value / 2.0 > _half_threshold(rung_values, reduction_factor)
+    finite = [v for v in rung_values if math.isfinite(v)]
+    better = sum(v < value for v in finite)
+    return better > (len(finite) - 1) / reduction_factor
 
 
 def promotable_trial(

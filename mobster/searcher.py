@@ -123,7 +123,7 @@ class ModelBasedSearcher:
         fitted (with a warning). Raises ``LookupError`` only when the space is exhausted.
         """
         with self._lock:
-            excluded = {self._key(self.space.to_unit(t.config)) for t in trials if self._in_space(t.config)}
+            excluded = {self._key(unit) for unit in map(self._unit_or_none, trials) if unit is not None}
             if self.space.dim == 0:  # a single configuration
                 if trials:
                     raise LookupError("the search space holds one configuration and it was evaluated")
@@ -158,12 +158,15 @@ class ModelBasedSearcher:
     def _key(unit: np.ndarray) -> tuple:
         return tuple(np.round(unit, 9))
 
-    def _in_space(self, config: dict[str, Any]) -> bool:
+    def _unit_or_none(self, trial: TrialRecord) -> np.ndarray | None:
+        """The trial's search coordinates, or ``None`` for a configuration outside the space."""
         try:
-            self.space.to_unit(config)
+            return self.space.to_unit(trial.config)
         except (KeyError, ValueError, TypeError):
-            return False
-        return True
+            return None
+
+    def _in_space(self, config: dict[str, Any]) -> bool:
+        return self._unit_or_none(TrialRecord(config)) is not None
 
     def _warn_once(self, trials: Sequence[TrialRecord], offenders: list[int]) -> None:
         for index in offenders:

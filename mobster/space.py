@@ -152,14 +152,15 @@ class SearchSpace:
             raise ValueError(f"parameter {name!r}: {value!r} is not one of {domain.choices}")
         lo, hi = self._unit_range(domain)
         x = math.log(value) if domain.log else float(value)
-        return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
+        return min(max((x - lo) / (hi - lo), 0.0), 1.0)
 
     @staticmethod
     def _top(domain: Float | Integer) -> float:
         """The largest valid value: ``high``, or the last grid point below it for stepped domains."""
         count = _num_values(domain)
         if isinstance(domain, Integer) or domain.step is not None:
-            return domain.low + (count - 1) * (domain.step or 1)
+            # min(): low + k * step may round a hair above high for float steps.
+            return min(domain.low + (count - 1) * (domain.step or 1), domain.high)
         return domain.high
 
     @classmethod

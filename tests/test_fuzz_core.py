@@ -49,7 +49,7 @@ def float_domains(draw) -> Float:
             step = draw(st.sampled_from([0.001, 0.1, 0.3, 0.25]))
             return Float(low, low + draw(st.integers(0, 300)) * step, step=step)
         # Binary-exact grids with ``high`` anywhere, on or off the grid (an off-grid high holds
-        # the grid points below it). Decimal steps with an arbitrary high: see the xfail below.
+        # the grid points below it). Decimal steps with an arbitrary high: see the test below.
         low = float(draw(st.integers(-1000, 1000)))
         step = draw(st.sampled_from([0.25, 0.5, 1.0, 3.0]))
         return Float(low, low + draw(st.integers(0, 300)) * step + draw(st.floats(0.0, 0.99)) * step, step=step)
@@ -157,7 +157,7 @@ def test_random_spaces_map_the_unit_cube_to_valid_configurations(space, data):
 
 # ----- rungs --------------------------------------------------------------------------------
 
-# Subnormal values (5e-324, ...) are left to a deterministic test below: see its xfail.
+# Subnormal values (5e-324, ...) are left to a deterministic test below.
 VALUES = st.one_of(
     st.sampled_from([0.0, 1.0, 1.0, -1.0, 0.5, 1e-300, -1e-300, 1e300, -1e300, 1.7e308, -1.7e308, math.nan, math.inf, -math.inf]),
     st.floats(-10.0, 10.0, allow_subnormal=False),
@@ -342,7 +342,7 @@ def test_searcher_survives_random_interleavings(scenario, seed):
                     record.results.clear()
 
 
-# ----- bugs found by the fuzzing: fixed ones stay fixed, open ones are strict xfails ------------
+# ----- bugs found by the fuzzing, fixed; these tests keep them fixed ---------------------------
 
 
 def test_stepped_domain_with_high_off_the_grid_stays_on_the_grid():
@@ -416,7 +416,6 @@ def test_log_domain_whose_bounds_share_a_logarithm():
     assert_valid(space, space.from_unit(space.to_unit({"a": 9.0})))
 
 
-@pytest.mark.xfail(strict=True, reason="mobster/space.py: SearchSpace._top can round above high (0.1 + 2 * 0.1 > 0.3)")
 def test_stepped_float_top_value_never_exceeds_high():
     # The fix for off-grid highs clips to _top = low + (count - 1) * step, which for
     # Float(0.1, 0.3, step=0.1) is 0.30000000000000004 > high. Optuna's FloatDistribution(0.1,
@@ -430,7 +429,6 @@ def test_stepped_float_top_value_never_exceeds_high():
     assert optuna.distributions.FloatDistribution(0.1, 0.3, step=0.1)._contains(top)
 
 
-@pytest.mark.xfail(strict=True, reason="mobster/rungs.py: halving the values (overflow fix) merges subnormals")
 def test_stopping_rule_separates_the_smallest_values():
     # should_stop compares value / 2 with the quantile of the halved values; 5e-324 / 2 == 0.0,
     # so 5e-324 ties with 0.0 and continues although it is the worse of the two. Fix: decide in
