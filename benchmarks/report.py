@@ -285,7 +285,8 @@ def verdicts(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], ours: s
             rel = a / b if math.isfinite(b) and b > 0 else (0.0 if math.isfinite(a) else math.nan)
             met = (a < b) if bound == 1.0 else (rel <= bound)
             ok &= bool(met)
-            parts.append(f"{t}: {_fmt_s(a)} s vs {_fmt_s(b)} s = {_fmt_ratio(rel)}{'' if met else ' (missed)'}")
+            shown = "theirs never reached" if math.isinf(b) and math.isfinite(a) else _fmt_ratio(rel)
+            parts.append(f"{t}: {_fmt_s(a)} s vs {_fmt_s(b)} s = {shown}{'' if met else ' (missed)'}")
         want = "better than" if bound == 1.0 else f"<= {bound}x"
         lines.append(f"time-to-target {want} {label}: {'MET' if ok else 'MISSED'} ({', '.join(parts)})")
     by_method: dict[tuple[str, str], list[Run]] = defaultdict(list)
