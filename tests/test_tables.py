@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,24 @@ def test_nearest_snaps_perturbed_configs_back(table: Table) -> None:
         assert table.nearest(config) == i
         perturbed = {p.name: _towards_neighbour(p, config[p.name], 0.4) for p in table.parameters}
         assert table.nearest(perturbed) == i
+
+
+def test_tables_are_full_grids(table: Table) -> None:
+    # Every combination of grid values is a row, so snapping each parameter to its nearest grid
+    # value always finds the configuration: no tuner is pushed onto a far-away stored row.
+    assert len(table.configs) == math.prod(len(p.values) for p in table.parameters)
+    assert table.metadata["full_grid"] is True
+
+
+def test_moving_one_parameter_to_a_neighbouring_value_changes_the_row(table: Table) -> None:
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(table.configs), 40, replace=False):
+        config = table.configs[i]
+        p = table.parameters[rng.integers(len(table.parameters))]
+        k = p.values.index(config[p.name])
+        moved = {**config, p.name: p.values[k + 1 if k + 1 < len(p.values) else k - 1]}
+        assert table.nearest(moved) != i
+        assert table.configs[table.nearest(moved)] == moved
 
 
 def _toy_table() -> Table:
