@@ -41,11 +41,20 @@ Run = dict[str, Any]
 
 
 def run_record(
-    sim: Any, *, method: str, seed: int, best: float, wall_seconds: float, charged: bool, code: str = ""
+    sim: Any,
+    *,
+    method: str,
+    seed: int,
+    best: float,
+    wall_seconds: float,
+    charged: bool,
+    code: str = "",
+    model_failures: int = 0,
 ) -> Run:
     """The JSON form of a :class:`benchmarks.simulator.Simulation` (floats rounded to stay small).
 
-    ``code`` identifies the tuner's source (the library's files change while benchmarks run).
+    ``code`` identifies the tuner's source (the library's files change while benchmarks run);
+    ``model_failures`` counts suggestions that fell back to random because the model failed.
     """
     return {
         "table": sim.table,
@@ -65,6 +74,7 @@ def run_record(
         "rows": list(sim.rows),
         "wall_seconds": round(wall_seconds, 2),
         "code": code,
+        "model_failures": model_failures,
     }
 
 

@@ -80,6 +80,7 @@ def pin_threads() -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Model failures are counted in each run's record (``model_failures``) instead of printed.
     warnings.filterwarnings("ignore", message=".*MOBSTER model failed.*")
 
 
@@ -107,6 +108,7 @@ def run_job(job: Job) -> report.Run:
         wall_seconds=time.perf_counter() - started,
         charged=job.charge,
         code=code,
+        model_failures=getattr(sampler, "model_failures", 0),
     )
 
 
@@ -132,7 +134,8 @@ def execute(jobs: Sequence[Job], out: Path, n_jobs: int = 1) -> None:
         print(
             f"[{i}/{len(jobs)}] {job.table:<20} {job.method:<14} seed {job.seed:<3} "
             f"trials {run['n_trials']:>4}  final regret {regret:.4f}  "
-            f"ask {sum(asks) / max(len(asks), 1):.3f} s/suggestion  "
+            + (f"MODEL FAILURES {run['model_failures']}  " if run.get("model_failures") else "")
+            + f"ask {sum(asks) / max(len(asks), 1):.3f} s/suggestion  "
             f"run {run['wall_seconds']:.1f} s  elapsed {time.perf_counter() - started:.0f} s",
             flush=True,
         )

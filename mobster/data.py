@@ -1,4 +1,5 @@
-"""From trial records to GP training data: rung-level results, the data cap, the acquisition level."""
+"""From trial records to GP training data: rung-level results, the data cap, the acquisition level
+and the successive-halving bar a new trial must pass on its way there."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mobster.history import TrialRecord
+from mobster.rungs import continue_threshold
 
 
 @dataclass
@@ -96,3 +98,23 @@ def acquisition_resource(observations: Sequence[Observation], min_count: int = 3
         counts[obs.resource] = counts.get(obs.resource, 0) + 1
     enough = [r for r, c in counts.items() if c >= min_count]
     return max(enough) if enough else min(counts)
+
+
+def rung_thresholds(
+    observations: Sequence[Observation], levels: Sequence[int], below: int, reduction_factor: float
+) -> dict[int, float]:
+    """The successive-halving bar at every rung level under ``below``: the ``1/eta`` quantile of
+    the values recorded there so far (a new trial continues past the rung only at or under it).
+
+    Observations count at the rung whose interval ``[level, next level)`` holds their resource,
+    as :func:`rung_results` reduced them. Rungs without any value are left out.
+    """
+    bounds = list(levels) + [math.inf]
+    thresholds: dict[int, float] = {}
+    for low, high in zip(bounds[:-1], bounds[1:]):
+        if low >= below:
+            break
+        values = [o.value for o in observations if low <= o.resource < high]
+        if values:
+            thresholds[int(low)] = continue_threshold(values, reduction_factor)
+    return thresholds

@@ -98,3 +98,4 @@ def fit_model(model: SingleTaskGP, warm_start: dict[str, torch.Tensor] | None = 
 def cholesky_jitter(level: int) -> gpytorch.settings.cholesky_jitter:
     """Escalating jitter for retries after a failed Cholesky factorisation."""
     return gpytorch.settings.cholesky_jitter(float_value=1e-6 * 100**level, double_value=1e-8 * 100**level)
+

@@ -8,6 +8,7 @@ hyperparameters, to warm-start the next fit.
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from collections.abc import Sequence
@@ -17,10 +18,11 @@ import numpy as np
 import torch
 from botorch.models import SingleTaskGP
 
-from mobster.acquisition import FantasyAveragedLogEI
-from mobster.data import Observation, acquisition_resource, collect_observations, subsample
+from mobster.acquisition import FantasyAveragedLogEI, RungSchedule
+from mobster.data import Observation, acquisition_resource, collect_observations, rung_thresholds, subsample
 from mobster.fantasy import FantasizedModel
 from mobster.history import TrialRecord
+from mobster.known import KnownConfigurations
 from mobster.model import (
     KernelName,
     apply_hyperparameters,
@@ -32,6 +34,7 @@ from mobster.model import (
 )
 from mobster.optimize import maximize_acquisition
 from mobster.space import SearchSpace
+from mobster.targets import TargetTransform
 
 #: Subtracted from the incumbent (standardised units), as the reference's EI jitter.
 EI_JITTER = 0.01
@@ -76,6 +79,17 @@ class ModelBasedSearcher:
             one is the centre of the space).
         num_fantasies: Joint posterior samples drawn at pending trials.
         max_observations: Data cap; beyond it, lower rungs are subsampled.
+        reduction_factor: ``eta`` of the successive-halving rule that stops (or pauses) trials at
+            ``levels``. Expected improvement is then weighted by the modelled chance that a new
+            trial passes every rung below the acquisition level. ``None`` (default) when trials
+            run to the end, or nothing is known about the scheduler.
+        cost_aware: With ``reduction_factor``, divide expected improvement by the resource a new
+            trial is expected to use before it is stopped (see :mod:`mobster.acquisition`).
+        warp_outputs: Fit the GP to log-warped values (:mod:`mobster.targets`), which separates
+            the best configurations; ``False`` standardises the raw values, as the reference.
+        random_fraction: Share of suggestions after the initial ones drawn at random (interleaved
+            random configurations, as BOHB's and SMAC's): they keep the data diverse whatever
+            the model believes.
         seed: Seed for random draws, fantasies and optimiser starts.
         device: ``"cpu"`` or ``"cuda"`` (the GP and the acquisition run there).
     """
@@ -91,6 +105,10 @@ class ModelBasedSearcher:
         num_initial_random: int = 6,
         num_fantasies: int = 20,
         max_observations: int = 500,
+        reduction_factor: float | None = None,
+        cost_aware: bool = True,
+        warp_outputs: bool = True,
+        random_fraction: float = 0.0,
         seed: int | None = None,
         device: str = "cpu",
     ) -> None:
@@ -99,6 +117,10 @@ class ModelBasedSearcher:
         if max_resource < 1:
             raise ValueError(f"max_resource must be >= 1, got {max_resource}")
         validate_searcher_arguments(kernel, num_initial_random, num_fantasies, max_observations)
+        if reduction_factor is not None and not reduction_factor > 1:
+            raise ValueError(f"reduction_factor must be > 1 or None, got {reduction_factor!r}")
+        if not 0.0 <= random_fraction <= 1.0:
+            raise ValueError(f"random_fraction must be in [0, 1], got {random_fraction!r}")
         self.space = space
         self.max_resource = int(max_resource)
         self.levels = list(levels) if levels is not None else None
@@ -107,29 +129,40 @@ class ModelBasedSearcher:
         self.num_initial_random = num_initial_random
         self.num_fantasies = num_fantasies
         self.max_observations = max_observations
+        self.reduction_factor = reduction_factor
+        self.warp_outputs = warp_outputs
+        self.cost_aware = cost_aware
+        self.random_fraction = random_fraction
         self.tensor_kwargs = {"dtype": torch.float64, "device": torch.device(device)}
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         self._warm_start: dict[str, torch.Tensor] | None = None
         self._fitted_size = 0
         self._warned: set[str] = set()
+        #: Suggestions that fell back to a random configuration because the model failed.
+        self.model_failures = 0
 
     # ----- public -------------------------------------------------------------------------
 
     def suggest(self, trials: Sequence[TrialRecord]) -> dict[str, Any]:
         """A configuration not among ``trials`` (finished, running, paused or failed ones).
 
-        Random for the first ``num_initial_random`` trials, and whenever the model cannot be
-        fitted (with a warning). Raises ``LookupError`` only when the space is exhausted.
+        Random for the first ``num_initial_random`` trials, for a ``random_fraction`` share of the
+        others, and whenever the model cannot be fitted (with a warning). Raises ``LookupError``
+        only when the space is exhausted.
         """
         with self._lock:
-            excluded = {self._key(unit) for unit in map(self._unit_or_none, trials) if unit is not None}
+            excluded = KnownConfigurations(
+                [unit for unit in map(self._unit_or_none, trials) if unit is not None], self.space.dim
+            )
             if self.space.dim == 0:  # a single configuration
                 if trials:
                     raise LookupError("the search space holds one configuration and it was evaluated")
                 return self.space.from_unit(np.zeros(0))
             if len(trials) < self.num_initial_random:
                 return self._random_config(excluded, centre=not trials)
+            if self._rng.random() < self.random_fraction:
+                return self._random_config(excluded)
             observations, offenders = collect_observations(trials, self.levels, self._sign)
             self._warn_once(trials, offenders)
             if len({o.value for o in observations}) < 2:
@@ -139,6 +172,7 @@ class ModelBasedSearcher:
             except LookupError:  # nothing new among the optimiser's candidates
                 return self._random_config(excluded)
             except Exception as error:  # numerical failure of the GP: never break the study
+                self.model_failures += 1
                 warnings.warn(f"MOBSTER model failed ({error!r}); suggesting a random configuration", stacklevel=2)
                 return self._random_config(excluded)
             return self.space.from_unit(unit)
@@ -153,10 +187,6 @@ class ModelBasedSearcher:
     @property
     def _sign(self) -> float:
         return -1.0 if self.mode == "max" else 1.0
-
-    @staticmethod
-    def _key(unit: np.ndarray) -> tuple:
-        return tuple(np.round(unit, 9))
 
     def _unit_or_none(self, trial: TrialRecord) -> np.ndarray | None:
         """The trial's search coordinates, or ``None`` for a configuration outside the space."""
@@ -179,7 +209,7 @@ class ModelBasedSearcher:
                     stacklevel=4,
                 )
 
-    def _random_config(self, excluded: set[tuple], centre: bool = False) -> dict[str, Any]:
+    def _random_config(self, excluded: KnownConfigurations, centre: bool = False) -> dict[str, Any]:
         if centre:
             middle = np.array(
                 [
@@ -193,12 +223,14 @@ class ModelBasedSearcher:
             candidates = []
         candidates.extend(self.space.sample_unit(self._rng, 256))
         for unit in candidates:
-            if self._key(unit) not in excluded:
+            if unit not in excluded:
                 return self.space.from_unit(unit)
-        # Random draws found nothing new: enumerate small discrete spaces before giving up.
+        # Random draws found nothing new: enumerate small discrete spaces before giving up,
+        # taking configurations near known ones (but not known ones) when nothing else is left.
         every = self.space.enumerate_unit(ENUMERATION_LIMIT)
         if every is not None:
-            left = [unit for unit in every if self._key(unit) not in excluded]
+            left = [unit for unit in every if unit not in excluded]
+            left = left or [unit for unit in every if not excluded.holds_exactly(unit)]
             if left:
                 return self.space.from_unit(left[self._rng.integers(len(left))])
         raise LookupError("no configuration left that has not been evaluated")
@@ -213,22 +245,23 @@ class ModelBasedSearcher:
         return torch.cat([features, r], dim=-1)
 
     def _model_based_unit(
-        self, trials: Sequence[TrialRecord], observations: list[Observation], excluded: set[tuple]
+        self, trials: Sequence[TrialRecord], observations: list[Observation], excluded: KnownConfigurations
     ) -> np.ndarray:
         total = len(observations)
+        r_acq = acquisition_resource(observations)
+        bars = self._rung_bars(observations)
         observations = subsample(observations, self.max_observations, self._rng)
         units = {o.trial: self.space.to_unit(trials[o.trial].config) for o in observations}
         train_x = self._model_inputs(np.stack([units[o.trial] for o in observations]), [o.resource for o in observations])
         values = np.array([o.value for o in observations])
-        spread = values.std()
-        train_y = torch.tensor((values - values.mean()) / (spread if spread > 0 else 1.0), **self.tensor_kwargs)
+        transform = TargetTransform.fit(values, warp=self.warp_outputs)
+        train_y = torch.tensor(transform(values), **self.tensor_kwargs)
         model = self._fit(train_x, train_y.unsqueeze(-1), total)
+        noise = float(model.likelihood.noise.detach().mean())
 
-        r_acq = acquisition_resource(observations)
         pending = [t for t in trials if t.pending_at is not None and self._in_space(t.config)]
         incumbent_units = list(units.values()) + [self.space.to_unit(t.config) for t in pending]
         incumbent_x = self._model_inputs(np.stack(incumbent_units), [r_acq] * len(incumbent_units))
-        r_acq_column = torch.full((1,), self._resource_unit(r_acq), **self.tensor_kwargs)
 
         pending_units = np.array([self.space.to_unit(t.config) for t in pending]).reshape(len(pending), self.space.dim)
         pending_x = self._model_inputs(pending_units, [min(t.pending_at, self.max_resource) for t in pending])
@@ -238,13 +271,45 @@ class ModelBasedSearcher:
         best_f = per_fantasy.min(dim=0).values - EI_JITTER
         anchors = np.stack(incumbent_units)[per_fantasy.mean(-1).argsort()[:NUM_ANCHORS].cpu().numpy()]
 
-        def to_model_input(x: torch.Tensor) -> torch.Tensor:
+        def to_model_input(x: torch.Tensor, resource: float) -> torch.Tensor:
             features = self.space.features(x)
-            return torch.cat([features, r_acq_column.expand(*features.shape[:-1], 1)], dim=-1)
+            column = torch.full((1,), resource, **self.tensor_kwargs)
+            return torch.cat([features, column.expand(*features.shape[:-1], 1)], dim=-1)
 
-        acquisition = FantasyAveragedLogEI(model, best_f, to_model_input)
+        acquisition = FantasyAveragedLogEI(
+            model,
+            best_f,
+            to_model_input,
+            self._resource_unit(r_acq),
+            self._schedule(bars, transform, r_acq),
+            noise,
+            self.cost_aware,
+        )
         return maximize_acquisition(
-            acquisition, self.space, lambda u: self._key(u) in excluded, self._rng, self.tensor_kwargs, anchors
+            acquisition,
+            self.space,
+            excluded.__contains__,
+            self._rng,
+            self.tensor_kwargs,
+            anchors,
+        )
+
+    def _rung_bars(self, observations: list[Observation]) -> dict[int, float]:
+        """Rung level -> the value a new trial must reach there to go on (rungs with data only)."""
+        if self.reduction_factor is None or self.levels is None:
+            return {}
+        return rung_thresholds(observations, self.levels, self.levels[-1], self.reduction_factor)
+
+    def _schedule(self, bars: dict[int, float], transform: TargetTransform, r_acq: int) -> RungSchedule | None:
+        """The successive-halving rungs a new trial meets, in the GP's units."""
+        if self.reduction_factor is None or self.levels is None:
+            return None
+        rungs = self.levels[:-1]
+        return RungSchedule(
+            resources=tuple(self._resource_unit(level) for level in rungs),
+            bars=tuple(float(transform(bars[level])) if level in bars else math.inf for level in rungs),
+            epochs=tuple(float(b - a) for a, b in zip([0, *self.levels[:-1]], self.levels)),
+            before_acquisition=sum(level < r_acq for level in rungs),
         )
 
     def _fit(self, train_x: torch.Tensor, train_y: torch.Tensor, total: int) -> SingleTaskGP:

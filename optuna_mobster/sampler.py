@@ -55,6 +55,12 @@ class MobsterSampler(BaseSampler):
         num_fantasies: Joint posterior samples at the RUNNING trials.
         max_observations: Data cap; beyond it low rungs are subsampled.
         device: ``"cpu"`` or ``"cuda"`` for the GP.
+        rung_aware: With a ``MobsterPruner``, weigh expected improvement by the modelled chance
+            that a new trial passes the pruner's rungs on its way to the acquisition level.
+        cost_aware: With ``rung_aware``, also divide it by the epochs a new trial is expected to
+            use before the pruner stops it.
+        warp_outputs: Fit the GP to log-warped values (see :mod:`mobster.targets`).
+        random_fraction: Share of suggestions (after the initial random ones) drawn at random.
         min_resource, reduction_factor, max_resource: Rung levels to model when the study's
             pruner is not a ``MobsterPruner``.
     """
@@ -68,6 +74,10 @@ class MobsterSampler(BaseSampler):
         num_fantasies: int = 20,
         max_observations: int = 500,
         device: str = "cpu",
+        rung_aware: bool = True,
+        cost_aware: bool = True,
+        warp_outputs: bool = True,
+        random_fraction: float = 0.0,
         min_resource: int = 1,
         reduction_factor: float = 3,
         max_resource: int | None = None,
@@ -82,6 +92,10 @@ class MobsterSampler(BaseSampler):
         self._num_fantasies = num_fantasies
         self._max_observations = max_observations
         self._device = device
+        self._rung_aware = rung_aware
+        self._cost_aware = cost_aware
+        self._warp_outputs = warp_outputs
+        self._random_fraction = random_fraction
         self._min_resource = min_resource
         self._reduction_factor = reduction_factor
         self._max_resource = max_resource
@@ -124,6 +138,12 @@ class MobsterSampler(BaseSampler):
             for searcher in self._searchers.values():
                 searcher.reseed(None)
 
+    @property
+    def model_failures(self) -> int:
+        """Suggestions that fell back to random because the GP could not be fitted or optimised."""
+        with self._lock:
+            return sum(searcher.model_failures for searcher in self._searchers.values())
+
     # ----- helpers -------------------------------------------------------------------------
 
     def _levels(self, study: Study) -> list[int]:
@@ -150,6 +170,9 @@ class MobsterSampler(BaseSampler):
     ) -> ModelBasedSearcher:
         # One searcher per (space, levels): it keeps warm-start hyperparameters between calls.
         key = (tuple(sorted((k, repr(v)) for k, v in search_space.items())), tuple(levels))
+        # With MobsterPruner's stopping rule, suggestions weigh the chance of passing its rungs.
+        use_rungs = self._rung_aware and isinstance(study.pruner, MobsterPruner)
+        eta = study.pruner.reduction_factor if use_rungs else None
         with self._lock:
             if key not in self._searchers:
                 self._searchers[key] = ModelBasedSearcher(
@@ -161,6 +184,10 @@ class MobsterSampler(BaseSampler):
                     num_initial_random=self._num_initial_random,
                     num_fantasies=self._num_fantasies,
                     max_observations=self._max_observations,
+                    reduction_factor=eta,
+                    cost_aware=self._cost_aware,
+                    warp_outputs=self._warp_outputs,
+                    random_fraction=self._random_fraction,
                     seed=self._seed,
                     device=self._device,
                 )

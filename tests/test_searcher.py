@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mobster import Categorical, Float, Integer, ModelBasedSearcher, SearchSpace, TrialRecord, rung_levels
+from mobster.known import RESOLUTION, KnownConfigurations
 
 SPACE = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0), "n": Integer(1, 6), "c": Categorical(("a", "b", "c"))})
 LEVELS = rung_levels(1, 27, 3)
@@ -124,3 +125,23 @@ def test_invalid_arguments():
         ModelBasedSearcher(SPACE, max_resource=27, kernel="rbf")
     with pytest.raises(ValueError, match="mode"):
         ModelBasedSearcher(SPACE, max_resource=27, mode="maximize")
+
+
+def test_known_configurations_cover_their_neighbourhood_but_not_beyond():
+    known = KnownConfigurations([np.array([0.5, 0.5, 2.0])], dim=3)  # two numbers, one choice index
+    assert np.array([0.505, 0.495, 2.0]) in known  # under 1% of the range on every number
+    assert np.array([0.52, 0.5, 2.0]) not in known  # one number moved by 2%
+    assert np.array([0.5, 0.5, 1.0]) not in known  # another choice
+    assert not known.holds_exactly(np.array([0.505, 0.495, 2.0]))
+    assert known.holds_exactly(np.array([0.5, 0.5, 2.0]))
+
+
+def test_suggestions_keep_their_distance_from_every_known_configuration():
+    searcher = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, reduction_factor=3, seed=4)
+    records = history(30, seed=4)
+    for _ in range(6):
+        config = searcher.suggest(records)
+        unit = SPACE.to_unit(config)
+        nearest = min(np.abs(SPACE.to_unit(r.config) - unit).max() for r in records)
+        assert nearest >= RESOLUTION
+        records.append(TrialRecord(config, {}, pending_at=1))

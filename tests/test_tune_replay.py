@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ray import tune
 
-from benchmarks.ray_replay import EpochBudget, Run, epochs_to_target, main, ray_param_space, summarise
+from benchmarks.ray_replay import Run, SimulatedBudget, main, plot, ray_param_space, summarise, time_to_target
 from benchmarks.tables import Parameter, Table
 
 
@@ -33,33 +33,45 @@ def test_param_space_covers_the_grid_ranges() -> None:
     assert space["act"].categories == ["relu", "tanh"]
 
 
-def test_budget_stopper_records_the_incumbent_at_the_full_resource() -> None:
-    stopper = EpochBudget(budget=4, max_resource=3)
+def test_budget_runs_on_compressed_wall_clock_time_and_records_the_incumbent() -> None:
+    now = [100.0]
+    stopper = SimulatedBudget(budget=600.0, compression=50.0, max_resource=3, clock=lambda: now[0])
+    now[0] += 2.0  # 100 simulated seconds
     stopper("a", {"training_iteration": 1, "error": 0.2})  # not at the full resource: no incumbent
     stopper("a", {"training_iteration": 3, "error": 0.4})
+    now[0] += 4.0
     stopper("b", {"training_iteration": 3, "error": 0.3})
-    assert not stopper.stop_all()
     stopper("c", {"training_iteration": 3, "error": 0.5})
-    assert stopper.stop_all() and stopper.trace == [(2, 0.4), (3, 0.3)] and stopper.trials == {"a", "b", "c"}
+    assert not stopper.stop_all()
+    now[0] += 6.0  # 12 wall seconds in all: 600 simulated
+    assert stopper.stop_all()
+    assert stopper.trace == [(100.0, 0.4), (300.0, 0.3)] and stopper.trials == {"a", "b", "c"}
+    assert stopper.epochs == 4
 
 
-def test_summary_uses_ashas_median_as_the_target() -> None:
+def test_summary_uses_ashas_median_as_the_target(tmp_path) -> None:
     runs = [
-        Run("asha", 0, 0.30, [(10, 0.40), (20, 0.30)], 30, 5, 1.0),
-        Run("asha", 1, 0.20, [(15, 0.20)], 30, 5, 1.0),
-        Run("mobster-stopping", 0, 0.10, [(5, 0.25), (8, 0.10)], 30, 4, 2.0),
-        Run("mobster-stopping", 1, 0.35, [(5, 0.35)], 30, 4, 2.0),
+        Run("asha", 0, 0.30, [(1000.0, 0.40), (2000.0, 0.30)], 30, 5, 1.0),
+        Run("asha", 1, 0.20, [(1500.0, 0.20)], 30, 5, 1.0),
+        Run("mobster-stopping", 0, 0.10, [(500.0, 0.25), (800.0, 0.10)], 30, 4, 2.0),
+        Run("mobster-stopping", 1, 0.35, [(500.0, 0.35)], 30, 4, 2.0),
     ]
     text, figures = summarise(_table(), runs)
     assert figures["target"] == pytest.approx(0.30)  # the higher middle of (0.20, 0.30)
-    assert [r.epochs_to_target for r in runs] == [20, 15, 5, math.inf]
-    assert figures["methods"]["mobster-stopping"]["epochs_to_target_median"] == math.inf  # median of (5, inf)
-    assert "| asha | 2 |" in text
-    assert epochs_to_target([], 0.1) == math.inf
+    assert [r.time_to_target for r in runs] == [2000.0, 1500.0, 500.0, math.inf]
+    assert figures["methods"]["asha"]["time_to_target_median"] == 1750.0
+    assert figures["methods"]["mobster-stopping"]["time_to_target_median"] == math.inf  # median of (500, inf)
+    assert figures["methods"]["mobster-stopping"]["reached"] == 1
+    assert "| asha | 2 | 1750 | 1.00x |" in text
+    assert time_to_target([], 0.1) == math.inf
+    plot(_table(), runs, 4800.0, tmp_path / "regret.png")
+    assert (tmp_path / "regret.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.benchmark
 def test_a_short_side_by_side_run(tmp_path) -> None:
-    figures = main(["--methods", "mobster-stopping", "asha", "--seeds", "0", "--budget", "2", "--out", str(tmp_path)])
+    figures = main(
+        ["--methods", "mobster-stopping", "asha", "--seeds", "0", "--compression", "400", "--out", str(tmp_path)]
+    )
     assert set(figures["methods"]) == {"mobster-stopping", "asha"}
-    assert (tmp_path / "summary.md").exists()
+    assert (tmp_path / "summary_mlp_digits.md").exists()

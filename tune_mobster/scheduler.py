@@ -216,7 +216,7 @@ class MobsterScheduler(TrialScheduler):
             self._searcher = find_mobster_searcher(getattr(tune_controller, "search_alg", None))
             if self._searcher is not None:
                 self._check_same_objective(self._searcher)
-                self._searcher.adopt_schedule(self._time_attr, self._levels)
+                self._searcher.adopt_schedule(self._time_attr, self._levels, self._table.reduction_factor)
         return self._searcher
 
     def _check_same_objective(self, searcher: MobsterSearcher) -> None:

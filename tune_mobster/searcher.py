@@ -119,6 +119,8 @@ class MobsterSearcher(Searcher):
         self._grace_period = grace_period
         self._reduction_factor = reduction_factor
         self._scheduler_levels: list[int] | None = None
+        # The scheduler's eta when a MobsterScheduler stops or pauses trials (None otherwise).
+        self._scheduler_eta: float | None = None
         self._core_options = {
             "kernel": kernel,
             "num_initial_random": num_initial_random,
@@ -230,10 +232,12 @@ class MobsterSearcher(Searcher):
 
     # ----- the MobsterScheduler handshake ------------------------------------------------
 
-    def adopt_schedule(self, time_attr: str, levels: Sequence[int]) -> None:
-        """Use a scheduler's resource attribute and rung levels (called by ``MobsterScheduler``)."""
+    def adopt_schedule(self, time_attr: str, levels: Sequence[int], reduction_factor: float | None = None) -> None:
+        """Use a scheduler's resource attribute, rung levels and reduction factor (called by
+        ``MobsterScheduler``): suggestions then weigh the chance of passing its rungs."""
         self._time_attr = time_attr
         self._scheduler_levels = list(levels)
+        self._scheduler_eta = reduction_factor
 
     def set_bracket_start(self, trial_id: str, level: int) -> None:
         """Record the first rung of the trial's Hyperband bracket (called by the scheduler)."""
@@ -337,7 +341,7 @@ class MobsterSearcher(Searcher):
         """The core searcher for the current rung levels (rebuilt when they change)."""
         assert self._space is not None
         levels = self.rung_levels
-        key = (tuple(levels), self._mode)
+        key = (tuple(levels), self._mode, self._scheduler_eta)
         if self._core is None or self._core_key != key:
             # A fresh seed per rebuild: a restored or rebuilt core must not replay old draws.
             seed = None if self._seed is None else self._seed + len(self._trials)
@@ -346,6 +350,7 @@ class MobsterSearcher(Searcher):
                 max_resource=levels[-1],
                 levels=levels,
                 mode=self._mode,
+                reduction_factor=self._scheduler_eta,
                 seed=seed,
                 **self._core_options,
             )
@@ -364,6 +369,7 @@ class MobsterSearcher(Searcher):
             "_grace_period": self._grace_period,
             "_reduction_factor": self._reduction_factor,
             "_scheduler_levels": self._scheduler_levels,
+            "_scheduler_eta": self._scheduler_eta,
             "_core_options": self._core_options,
             "_max_concurrent": self._max_concurrent,
             "_background": self._background,
