@@ -36,11 +36,19 @@ class Method:
     factory: Factory | None = None
 
 
-def _mobster(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
-    from optuna_mobster import MobsterPruner, MobsterSampler
+def _mobster_with(**options: object) -> Factory:
+    """MOBSTER (Optuna) with some of its choices switched, for the ablations."""
 
-    pruner = MobsterPruner(min_resource=MIN_RESOURCE, max_resource=max_resource, reduction_factor=REDUCTION_FACTOR)
-    return MobsterSampler(seed=seed), pruner
+    def factory(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
+        from optuna_mobster import MobsterPruner, MobsterSampler
+
+        pruner = MobsterPruner(min_resource=MIN_RESOURCE, max_resource=max_resource, reduction_factor=REDUCTION_FACTOR)
+        return MobsterSampler(seed=seed, **options), pruner  # type: ignore[arg-type]
+
+    return factory
+
+
+_mobster = _mobster_with()
 
 
 def _asha(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
@@ -80,6 +88,28 @@ METHODS: dict[str, Method] = {
     )
 }
 
+#: Ablations: MOBSTER (ours) with one of its departures from the reference undone at a time, and
+#: with all of them undone (the reference's choices in this implementation).
+ABLATIONS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("mobster-sum-kernel", "ours, exp-decay-sum kernel", "#8c564b", _mobster_with(kernel="exp-decay-sum")),
+        Method("mobster-no-warp", "ours, no log warp", "#e377c2", _mobster_with(warp_outputs=False)),
+        Method("mobster-no-rungs", "ours, EI blind to the rungs", "#7f7f7f", _mobster_with(rung_aware=False)),
+        Method("mobster-no-cost", "ours, no cost term", "#bcbd22", _mobster_with(cost_aware=False)),
+        Method("mobster-small-jitter", "ours, EI jitter 0.01", "#aec7e8", _mobster_with(ei_jitter=0.01)),
+        Method(
+            "mobster-reference-choices",
+            "ours with the reference's choices",
+            "#393b79",
+            _mobster_with(kernel="exp-decay-sum", warp_outputs=False, rung_aware=False, ei_jitter=0.01),
+        ),
+    )
+}
+
+#: Every Optuna method ``make`` builds: the comparison and the ablations.
+OPTUNA_METHODS: dict[str, Method] = {**METHODS, **ABLATIONS}
+
 REFERENCE_METHODS: dict[str, Method] = {
     m.name: m
     for m in (
@@ -89,7 +119,7 @@ REFERENCE_METHODS: dict[str, Method] = {
 }
 
 #: Every method the report knows, in display order.
-ALL_METHODS: dict[str, Method] = {**METHODS, **REFERENCE_METHODS}
+ALL_METHODS: dict[str, Method] = {**METHODS, **REFERENCE_METHODS, **ABLATIONS}
 
 #: The baseline every ratio is taken against.
 BASELINE = "asha"
@@ -97,7 +127,7 @@ BASELINE = "asha"
 
 def make(name: str, seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
     """A fresh (sampler, pruner) of Optuna method ``name`` for one run."""
-    method = METHODS.get(name)
+    method = OPTUNA_METHODS.get(name)
     if method is None or method.factory is None:
-        raise KeyError(f"unknown Optuna method {name!r}; known: {', '.join(METHODS)}")
+        raise KeyError(f"unknown Optuna method {name!r}; known: {', '.join(OPTUNA_METHODS)}")
     return method.factory(seed, max_resource)

@@ -19,19 +19,22 @@ import argparse
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.methods import ALL_METHODS, BASELINE
+from benchmarks.methods import ABLATIONS, ALL_METHODS, BASELINE
 
 #: Regret plotted on a log axis: zero regret is drawn at this floor.
 REGRET_FLOOR = 1e-4
 #: Width (in trials already started) of the bins that compare decision times at equal data size.
 DATA_BIN = 10
+#: What each figure shows: the comparison, and ours against its ablations (with ASHA for scale).
+MAIN_PLOT_METHODS = frozenset(m for m in ALL_METHODS if m not in ABLATIONS)
+ABLATION_PLOT_METHODS = frozenset({"mobster", BASELINE, *ABLATIONS})
 
 Run = dict[str, Any]
 """One simulated run as stored in JSON (see :func:`run_record`)."""
@@ -156,6 +159,7 @@ class MethodSummary:
     trials_median: float
     distinct_share: float
     wall_seconds_median: float
+    model_failures: int
 
 
 @dataclass
@@ -221,6 +225,7 @@ def _method_summary(name: str, runs: list[Run], target: float, base: float, base
         trials_median=float(np.median([r["n_trials"] for r in runs])),
         distinct_share=_median([len(set(r["rows"])) / len(r["rows"]) for r in runs if r.get("rows")]),
         wall_seconds_median=float(np.median([r["wall_seconds"] for r in runs])),
+        model_failures=sum(r.get("model_failures", 0) for r in runs),
     )
 
 
@@ -351,6 +356,11 @@ def format_table(summaries: Sequence[BenchmarkSummary]) -> str:
     targets = "\n".join(
         f"- {s.table}: target error {s.target:.4f} (table best {s.best:.4f}), budget {s.budget:.0f} s "
         f"on {s.workers} workers"
+        + "".join(
+            f"; {m.method}: {m.model_failures} suggestions fell back to random (model failure)"
+            for m in s.methods
+            if m.model_failures
+        )
         for s in summaries
     )
     return head + "\n".join(lines) + "\n\n" + targets + "\n"
@@ -375,8 +385,10 @@ def summary_json(summaries: Sequence[BenchmarkSummary], verdict_lines: Sequence[
     return clean({"benchmarks": [asdict(s) for s in summaries], "targets": list(verdict_lines)})
 
 
-def plot_regret(summary: BenchmarkSummary, runs: Sequence[Run], path: Path) -> None:
-    """Median regret over simulated time (log scale), every method, IQR shaded."""
+def plot_regret(
+    summary: BenchmarkSummary, runs: Sequence[Run], path: Path, methods: Collection[str] | None = None
+) -> None:
+    """Median regret over simulated time (log scale), IQR shaded: ``methods`` (default every one)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -385,6 +397,8 @@ def plot_regret(summary: BenchmarkSummary, runs: Sequence[Run], path: Path) -> N
     times = np.linspace(0.0, summary.budget, 400)
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
     for m in summary.methods:
+        if methods is not None and m.method not in methods:
+            continue
         group = [r for r in runs if r["method"] == m.method]
         regret = np.stack([incumbent_at(r, times) - r["best"] for r in group])
         regret = np.maximum(regret, REGRET_FLOOR)  # zero regret drawn at the floor; inf stays inf
@@ -421,6 +435,8 @@ def plot_decisions(summary: BenchmarkSummary, runs: Sequence[Run], path: Path) -
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     for m in summary.methods:
+        if m.method not in MAIN_PLOT_METHODS:
+            continue
         curve = decision_by_data_size([r for r in runs if r["method"] == m.method])
         xs = [b + DATA_BIN / 2 for b, v in curve.items() if v > 0]
         ys = [v for v in curve.values() if v > 0]
@@ -457,7 +473,9 @@ def write_report(out: Path, *, plots: bool = True) -> str:
     if plots:
         for s in summaries:
             table_runs = [r for r in runs if r["table"] == s.table]
-            plot_regret(s, table_runs, out / f"regret_{s.table}.png")
+            plot_regret(s, table_runs, out / f"regret_{s.table}.png", MAIN_PLOT_METHODS)
+            if any(m.method in ABLATIONS for m in s.methods):
+                plot_regret(s, table_runs, out / f"ablations_{s.table}.png", ABLATION_PLOT_METHODS)
             plot_decisions(s, table_runs, out / f"decisions_{s.table}.png")
     return text
 

@@ -34,7 +34,7 @@ from multiprocessing import get_context  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from benchmarks import report  # noqa: E402
-from benchmarks.methods import BASELINE, METHODS, make  # noqa: E402
+from benchmarks.methods import ABLATIONS, BASELINE, METHODS, OPTUNA_METHODS, make  # noqa: E402
 from benchmarks.simulator import BUDGET_FULL_TRAININGS, DEFAULT_WORKERS, budget_seconds, simulate  # noqa: E402
 from benchmarks.tables import list_tables, load_table  # noqa: E402
 
@@ -161,7 +161,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_TABLE}, {QUICK_SEEDS} seeds, "
                         f"{', '.join(QUICK_METHODS)}, {QUICK_BUDGET_TRAININGS}-training budget (< 1 minute)")
     parser.add_argument("--tables", nargs="+", choices=list_tables(), help="default: all tables")
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS), help="default: all Optuna methods")
+    parser.add_argument("--methods", nargs="+", choices=list(OPTUNA_METHODS),
+                        help=f"default: {', '.join(METHODS)}; ablations: {', '.join(ABLATIONS)}")
+    parser.add_argument("--ablations", action="store_true", help="run the ablations (instead of --methods)")
     parser.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default {FULL_SEEDS}, {QUICK_SEEDS} with --quick)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST .. FIRST+SEEDS-1")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="asynchronous workers K (default 4)")
@@ -187,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         out = args.out or Path("out/benchmarks-quick")
     else:
         tables = args.tables or list_tables()
-        methods = args.methods or list(METHODS)
+        methods = list(ABLATIONS) if args.ablations else (args.methods or list(METHODS))
         seeds = list(range(args.first_seed, args.first_seed + (args.seeds or FULL_SEEDS)))
         budget = args.budget_trainings or BUDGET_FULL_TRAININGS
         out = args.out or Path("benchmarks/results")

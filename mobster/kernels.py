@@ -9,8 +9,8 @@ covariance), the reference implementation's family is::
                        + (gamma - delta*mu_x)**2 * [kappa(r+r') - kappa(r)*kappa(r')]
     mu(x, r)         = mu_x + kappa(r) * (gamma - delta*mu_x)
 
-``delta = 0`` is ``exp-decay-sum`` (the default), ``delta`` learned in [0, 1] is
-``exp-decay-combined``. ``gamma`` is shared by kernel and mean, so it lives in one module,
+``delta = 0`` is ``exp-decay-sum`` (the reference's default), ``delta`` learned in [0, 1] is
+``exp-decay-combined`` (this library's default). ``gamma`` is shared by kernel and mean, so it lives in one module,
 :class:`ExpDecayParameters`, that both hold.
 """
 

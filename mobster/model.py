@@ -22,6 +22,10 @@ from mobster.kernels import ExpDecayMean, ExpDecayParameters, ExpDecayResourceKe
 
 KernelName = Literal["exp-decay-sum", "exp-decay-combined", "matern52"]
 KERNELS: tuple[str, ...] = ("exp-decay-sum", "exp-decay-combined", "matern52")
+#: The default resource kernel. The reference's default is ``exp-decay-sum``, whose decay is the
+#: same for every configuration: it cannot represent curves that cross (good early, overfitting
+#: late), which ``exp-decay-combined`` can (config-dependent part growing with the resource).
+DEFAULT_KERNEL: KernelName = "exp-decay-combined"
 
 #: L-BFGS-B iterations of a fit from default hyperparameters, and of one warm-started from the
 #: previous fit (which starts close to the optimum).

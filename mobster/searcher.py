@@ -24,6 +24,7 @@ from mobster.fantasy import FantasizedModel
 from mobster.history import TrialRecord
 from mobster.known import KnownConfigurations
 from mobster.model import (
+    DEFAULT_KERNEL,
     KernelName,
     apply_hyperparameters,
     build_model,
@@ -36,8 +37,10 @@ from mobster.optimize import maximize_acquisition
 from mobster.space import SearchSpace
 from mobster.targets import TargetTransform
 
-#: Subtracted from the incumbent (standardised units), as the reference's EI jitter.
-EI_JITTER = 0.01
+#: Subtracted from the incumbent (standardised, warped units). The reference's 0.01 makes EI
+#: favour tiny improvements right next to the incumbent, over and over; a trial costs minutes to
+#: hours, so only improvements worth one would do: larger jitter explores more.
+DEFAULT_EI_JITTER = 0.5
 #: Best known configurations (by posterior mean at r_acq) around which the optimiser also searches.
 NUM_ANCHORS = 5
 #: Attempts to fit the GP: plain, then with more Cholesky jitter from default hyperparameters.
@@ -74,7 +77,8 @@ class ModelBasedSearcher:
         levels: Rung levels; results are reduced to one per rung, as the reference's
             ``searcher_data="rungs"``. ``None`` models every reported result.
         mode: ``"min"`` or ``"max"``.
-        kernel: ``"exp-decay-sum"`` (default), ``"exp-decay-combined"`` or ``"matern52"``.
+        kernel: ``"exp-decay-combined"`` (default), ``"exp-decay-sum"`` (the reference's) or
+            ``"matern52"``.
         num_initial_random: Configurations drawn at random before the model is used (the first
             one is the centre of the space).
         num_fantasies: Joint posterior samples drawn at pending trials.
@@ -90,6 +94,8 @@ class ModelBasedSearcher:
         random_fraction: Share of suggestions after the initial ones drawn at random (interleaved
             random configurations, as BOHB's and SMAC's): they keep the data diverse whatever
             the model believes.
+        ei_jitter: Improvement over the incumbent that EI takes for granted, in standard
+            deviations of the warped targets (the reference uses 0.01).
         seed: Seed for random draws, fantasies and optimiser starts.
         device: ``"cpu"`` or ``"cuda"`` (the GP and the acquisition run there).
     """
@@ -101,7 +107,7 @@ class ModelBasedSearcher:
         max_resource: int,
         levels: Sequence[int] | None = None,
         mode: Literal["min", "max"] = "min",
-        kernel: KernelName = "exp-decay-sum",
+        kernel: KernelName = DEFAULT_KERNEL,
         num_initial_random: int = 6,
         num_fantasies: int = 20,
         max_observations: int = 500,
@@ -109,6 +115,7 @@ class ModelBasedSearcher:
         cost_aware: bool = True,
         warp_outputs: bool = True,
         random_fraction: float = 0.0,
+        ei_jitter: float = DEFAULT_EI_JITTER,
         seed: int | None = None,
         device: str = "cpu",
     ) -> None:
@@ -133,6 +140,7 @@ class ModelBasedSearcher:
         self.warp_outputs = warp_outputs
         self.cost_aware = cost_aware
         self.random_fraction = random_fraction
+        self.ei_jitter = ei_jitter
         self.tensor_kwargs = {"dtype": torch.float64, "device": torch.device(device)}
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
@@ -268,7 +276,7 @@ class ModelBasedSearcher:
         with torch.no_grad():
             model = FantasizedModel(model, pending_x, self.num_fantasies, seed=int(self._rng.integers(2**31)))
             per_fantasy = model.posterior(incumbent_x[:, None, None, :]).mean.reshape(len(incumbent_units), -1)
-        best_f = per_fantasy.min(dim=0).values - EI_JITTER
+        best_f = per_fantasy.min(dim=0).values - self.ei_jitter
         anchors = np.stack(incumbent_units)[per_fantasy.mean(-1).argsort()[:NUM_ANCHORS].cpu().numpy()]
 
         def to_model_input(x: torch.Tensor, resource: float) -> torch.Tensor:

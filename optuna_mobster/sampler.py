@@ -14,8 +14,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mobster import rungs as rung_rules
 from mobster.history import TrialRecord
-from mobster.model import KernelName
-from mobster.searcher import ModelBasedSearcher, validate_searcher_arguments
+from mobster.model import DEFAULT_KERNEL, KernelName
+from mobster.searcher import DEFAULT_EI_JITTER, ModelBasedSearcher, validate_searcher_arguments
 from optuna_mobster._space import to_search_space
 from optuna_mobster.pruner import MobsterPruner
 
@@ -49,7 +49,7 @@ class MobsterSampler(BaseSampler):
 
     Args:
         seed: Seed for random draws, fantasies and optimiser starts.
-        kernel: Resource kernel: ``"exp-decay-sum"`` (default), ``"exp-decay-combined"`` or
+        kernel: Resource kernel: ``"exp-decay-combined"`` (default), ``"exp-decay-sum"`` or
             ``"matern52"``.
         num_initial_random: Random trials before the model is used.
         num_fantasies: Joint posterior samples at the RUNNING trials.
@@ -61,6 +61,7 @@ class MobsterSampler(BaseSampler):
             use before the pruner stops it.
         warp_outputs: Fit the GP to log-warped values (see :mod:`mobster.targets`).
         random_fraction: Share of suggestions (after the initial random ones) drawn at random.
+        ei_jitter: Improvement over the incumbent EI takes for granted (standardised units).
         min_resource, reduction_factor, max_resource: Rung levels to model when the study's
             pruner is not a ``MobsterPruner``.
     """
@@ -69,7 +70,7 @@ class MobsterSampler(BaseSampler):
         self,
         *,
         seed: int | None = None,
-        kernel: KernelName = "exp-decay-sum",
+        kernel: KernelName = DEFAULT_KERNEL,
         num_initial_random: int = 6,
         num_fantasies: int = 20,
         max_observations: int = 500,
@@ -78,6 +79,7 @@ class MobsterSampler(BaseSampler):
         cost_aware: bool = True,
         warp_outputs: bool = True,
         random_fraction: float = 0.0,
+        ei_jitter: float = DEFAULT_EI_JITTER,
         min_resource: int = 1,
         reduction_factor: float = 3,
         max_resource: int | None = None,
@@ -96,6 +98,7 @@ class MobsterSampler(BaseSampler):
         self._cost_aware = cost_aware
         self._warp_outputs = warp_outputs
         self._random_fraction = random_fraction
+        self._ei_jitter = ei_jitter
         self._min_resource = min_resource
         self._reduction_factor = reduction_factor
         self._max_resource = max_resource
@@ -188,6 +191,7 @@ class MobsterSampler(BaseSampler):
                     cost_aware=self._cost_aware,
                     warp_outputs=self._warp_outputs,
                     random_fraction=self._random_fraction,
+                    ei_jitter=self._ei_jitter,
                     seed=self._seed,
                     device=self._device,
                 )

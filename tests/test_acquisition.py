@@ -121,3 +121,16 @@ def test_rungs_without_data_pass_for_sure_and_keep_gradients_finite():
     assert torch.isfinite(value).all() and torch.isfinite(candidates.grad).all()
     with torch.no_grad():
         assert torch.allclose(value, _acquisition(model, {1 / 54: -0.5, 3 / 27: 100.0}, cost_aware=True)(candidates))
+
+
+def test_augmentation_discounts_configurations_the_model_already_knows():
+    model = _fitted_model()
+    acquisition = FantasyAveragedLogEI(
+        model, torch.tensor([-1.5], dtype=torch.float64), _encode, 1.0, None, noise=0.05
+    )
+    known = model.train_x[model.train_x[:, 1] == 1.0][:1, :1]  # a configuration measured at r = 1
+    far = torch.tensor([[4.0]], dtype=torch.float64)  # far outside the data
+    with torch.no_grad():
+        at_known = acquisition._log_augmentation(_encode(known.unsqueeze(0), 1.0))
+        at_far = acquisition._log_augmentation(_encode(far.unsqueeze(0), 1.0))
+    assert at_known.item() < math.log(0.5) < at_far.item() <= 0.0

@@ -21,6 +21,7 @@ from ray import cloudpickle
 from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searcher
 
 from mobster.history import TrialRecord
+from mobster.model import DEFAULT_KERNEL
 from mobster.rungs import next_level, rung_levels, validate_resources
 from mobster.searcher import ModelBasedSearcher, validate_searcher_arguments
 from tune_mobster.search_space import RaySearchSpace, convert_search_space
@@ -66,8 +67,8 @@ class MobsterSearcher(Searcher):
             ``RunConfig(stop={time_attr: ...})``, else the largest resource reported so far.
         grace_period: The first rung level when no ``MobsterScheduler`` is used.
         reduction_factor: The spacing of rung levels when no ``MobsterScheduler`` is used.
-        kernel: The resource kernel of the GP: ``"exp-decay-sum"`` (default),
-            ``"exp-decay-combined"`` or ``"matern52"``.
+        kernel: The resource kernel of the GP: ``"exp-decay-combined"`` (default),
+            ``"exp-decay-sum"`` (the reference's default) or ``"matern52"``.
         num_initial_random: Random configurations before the model is used (the first one is
             the centre of the space).
         num_fantasies: Samples drawn at pending trials' next rungs.
@@ -94,7 +95,7 @@ class MobsterSearcher(Searcher):
         max_t: int | None = None,
         grace_period: int = 1,
         reduction_factor: float = 3,
-        kernel: str = "exp-decay-sum",
+        kernel: str = DEFAULT_KERNEL,
         num_initial_random: int = 6,
         num_fantasies: int = 20,
         max_observations: int = 500,
