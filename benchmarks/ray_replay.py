@@ -85,12 +85,13 @@ def replay(config: dict[str, Any], table: Table, wall_seconds_per_unit: np.ndarr
         with checkpoint.as_directory() as folder, open(os.path.join(folder, "epoch.json")) as file:
             start = json.load(file)
     for epoch in range(start + 1, table.max_resource + 1):
+        began = time.time()  # the simulated clock starts when the first epoch of any trial does
         time.sleep(float(wall_seconds_per_unit[row, epoch - 1]))
         with tempfile.TemporaryDirectory() as folder:
             with open(os.path.join(folder, "epoch.json"), "w") as file:
                 json.dump(epoch, file)
             tune.report(
-                {METRIC: float(table.curves[row, epoch - 1]), "row": row},
+                {METRIC: float(table.curves[row, epoch - 1]), "row": row, "epoch_began": began},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 
@@ -98,25 +99,30 @@ def replay(config: dict[str, Any], table: Table, wall_seconds_per_unit: np.ndarr
 class SimulatedBudget(Stopper):
     """Ends the experiment once ``budget`` simulated seconds have passed; records the incumbent.
 
-    Simulated time is the wall-clock time since this stopper was created (just before the
-    experiment starts) times ``compression``.
+    Simulated time is the wall-clock time since the first epoch of the first trial began (the
+    ``epoch_began`` of the first result: Ray's start-up of the experiment, the same for every
+    method, is left out) times ``compression``.
     """
 
-    def __init__(self, budget: float, compression: float, max_resource: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, budget: float, compression: float, max_resource: int, clock: Callable[[], float] = time.time
+    ) -> None:
         self.budget = budget
         self.compression = compression
         self.max_resource = max_resource
         self._clock = clock
-        self._start = clock()
+        self._start: float | None = None
         self.epochs = 0
         self.incumbent = math.inf
         self.trace: list[tuple[float, float]] = []  # (simulated seconds, incumbent) at each improvement
         self.trials: set[str] = set()  # trials that reported at least once
 
     def now(self) -> float:
-        return (self._clock() - self._start) * self.compression
+        return 0.0 if self._start is None else (self._clock() - self._start) * self.compression
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if self._start is None:
+            self._start = float(result.get("epoch_began", self._clock()))
         self.epochs += 1
         self.trials.add(trial_id)
         if result.get("training_iteration") == self.max_resource and result[METRIC] < self.incumbent:
@@ -178,7 +184,6 @@ def run_one(table: Table, method: str, seed: int, compression: float, workers: i
     if wall_per_unit.ndim == 1:
         wall_per_unit = np.repeat(wall_per_unit[:, None], table.max_resource, axis=1)
     searcher, scheduler = _searcher_and_scheduler(method, seed, table.max_resource)
-    # The clock starts here: Ray's own start-up of the experiment counts, as it would for a user.
     stopper = SimulatedBudget(budget_seconds(workers, BUDGET_FULL_TRAININGS), compression, table.max_resource)
     started = time.perf_counter()
     tune.Tuner(

@@ -36,14 +36,16 @@ def test_param_space_covers_the_grid_ranges() -> None:
 def test_budget_runs_on_compressed_wall_clock_time_and_records_the_incumbent() -> None:
     now = [100.0]
     stopper = SimulatedBudget(budget=600.0, compression=50.0, max_resource=3, clock=lambda: now[0])
-    now[0] += 2.0  # 100 simulated seconds
-    stopper("a", {"training_iteration": 1, "error": 0.2})  # not at the full resource: no incumbent
+    now[0] += 5.0  # Ray starting up: not counted
+    assert stopper.now() == 0.0 and not stopper.stop_all()
+    now[0] += 2.0  # 100 simulated seconds after the first epoch began
+    stopper("a", {"training_iteration": 1, "error": 0.2, "epoch_began": now[0] - 2.0})  # not at the full resource
     stopper("a", {"training_iteration": 3, "error": 0.4})
     now[0] += 4.0
     stopper("b", {"training_iteration": 3, "error": 0.3})
     stopper("c", {"training_iteration": 3, "error": 0.5})
     assert not stopper.stop_all()
-    now[0] += 6.0  # 12 wall seconds in all: 600 simulated
+    now[0] += 6.0  # 12 wall seconds since the first epoch began: 600 simulated
     assert stopper.stop_all()
     assert stopper.trace == [(100.0, 0.4), (300.0, 0.3)] and stopper.trials == {"a", "b", "c"}
     assert stopper.epochs == 4
