@@ -1,9 +1,10 @@
 """Tabulated multi-fidelity learning curves for simulated benchmarking.
 
-A table holds, for a finite set of configurations drawn from a grid, the validation error after
-every resource unit (epoch or boosting iteration) and the measured training cost per unit. The
-simulator replays these curves instead of training, so a whole asynchronous tuning run costs
-seconds. Suggestions from a tuner are mapped onto the table with :meth:`Table.nearest`.
+A table holds, for every configuration of a grid (the stored tables are full factorial grids),
+the validation error after every resource unit (epoch or boosting iteration) and the measured
+training cost per unit. The simulator replays these curves instead of training, so a whole
+asynchronous tuning run costs seconds. Suggestions from a tuner are mapped onto the table with
+:meth:`Table.nearest`: each parameter snaps to its nearest grid value.
 
 On disk a table ``NAME`` is two files in ``benchmarks/data/``: ``NAME.json`` (parameters, resource
 and metric description, provenance) and ``NAME.npz`` (``curves`` float32 ``(N, R)``,

@@ -56,7 +56,12 @@ ENUMERATION_LIMIT = 100_000
 
 
 def validate_searcher_arguments(
-    kernel: str, num_initial_random: int, num_fantasies: int, max_observations: int
+    kernel: str,
+    num_initial_random: int,
+    num_fantasies: int,
+    max_observations: int,
+    random_fraction: float = 0.0,
+    ei_jitter: float = DEFAULT_EI_JITTER,
 ) -> None:
     """Raise ``ValueError`` naming the argument; plugins call it in their constructors."""
     validate_kernel(kernel)
@@ -66,6 +71,10 @@ def validate_searcher_arguments(
         raise ValueError(f"num_fantasies must be >= 1, got {num_fantasies}")
     if max_observations < 2:
         raise ValueError(f"max_observations must be >= 2, got {max_observations}")
+    if not 0.0 <= random_fraction <= 1.0:
+        raise ValueError(f"random_fraction must be in [0, 1], got {random_fraction!r}")
+    if not (math.isfinite(ei_jitter) and ei_jitter >= 0.0):
+        raise ValueError(f"ei_jitter must be finite and >= 0, got {ei_jitter!r}")
 
 
 class ModelBasedSearcher:
@@ -123,11 +132,11 @@ class ModelBasedSearcher:
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if max_resource < 1:
             raise ValueError(f"max_resource must be >= 1, got {max_resource}")
-        validate_searcher_arguments(kernel, num_initial_random, num_fantasies, max_observations)
+        validate_searcher_arguments(
+            kernel, num_initial_random, num_fantasies, max_observations, random_fraction, ei_jitter
+        )
         if reduction_factor is not None and not reduction_factor > 1:
             raise ValueError(f"reduction_factor must be > 1 or None, got {reduction_factor!r}")
-        if not 0.0 <= random_fraction <= 1.0:
-            raise ValueError(f"random_fraction must be in [0, 1], got {random_fraction!r}")
         self.space = space
         self.max_resource = int(max_resource)
         self.levels = list(levels) if levels is not None else None

@@ -84,7 +84,9 @@ class MobsterSampler(BaseSampler):
         reduction_factor: float = 3,
         max_resource: int | None = None,
     ) -> None:
-        validate_searcher_arguments(kernel, num_initial_random, num_fantasies, max_observations)
+        validate_searcher_arguments(
+            kernel, num_initial_random, num_fantasies, max_observations, random_fraction, ei_jitter
+        )
         rung_rules.validate_resources(
             min_resource, min_resource if max_resource is None else max_resource, reduction_factor
         )

@@ -86,6 +86,9 @@ def test_pruner_arguments(kwargs, message):
         ({"reduction_factor": 1}, "reduction_factor must be > 1"),
         ({"min_resource": 5, "max_resource": 3}, r"max_resource \(max_t\) = 3 is smaller than min_resource"),
         ({"min_resource": 0}, "min_resource"),
+        ({"random_fraction": 1.5}, r"random_fraction must be in \[0, 1\], got 1.5"),
+        ({"ei_jitter": -0.1}, "ei_jitter must be finite and >= 0, got -0.1"),
+        ({"ei_jitter": math.nan}, "ei_jitter must be finite and >= 0, got nan"),
     ],
 )
 def test_sampler_arguments(kwargs, message):

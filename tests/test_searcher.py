@@ -145,3 +145,19 @@ def test_suggestions_keep_their_distance_from_every_known_configuration():
         nearest = min(np.abs(SPACE.to_unit(r.config) - unit).max() for r in records)
         assert nearest >= RESOLUTION
         records.append(TrialRecord(config, {}, pending_at=1))
+
+
+def test_random_fraction_one_never_asks_the_model(monkeypatch):
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("the model was asked")
+
+    monkeypatch.setattr("mobster.searcher.fit_model", broken_fit)
+    always_random = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, random_fraction=1.0, seed=0)
+    records = history(12)
+    for _ in range(5):
+        records.append(TrialRecord(always_random.suggest(records), {1: 0.5}))
+    assert always_random.model_failures == 0
+    model_based = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=0)
+    with pytest.warns(UserWarning, match="model failed"):
+        model_based.suggest(records)
+    assert model_based.model_failures == 1
