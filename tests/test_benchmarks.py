@@ -118,6 +118,7 @@ def test_quick_mode_writes_table_json_and_plots(tmp_path: Any, capsys: Any) -> N
     assert set(methods) == set(run.QUICK_METHODS)
     asha = methods["asha"]
     assert math.isfinite(asha["ttt_median"]) and asha["ttt_ratio"] == pytest.approx(1.0)
+    assert asha["ttt_earlier_share"] == pytest.approx(0.5)  # against itself: every pair is a tie or a swap
     assert asha["seeds"] == run.QUICK_SEEDS and asha["reached"] >= 1
     for m in methods.values():
         assert m["regret_median"] >= 0 and m["ask_p50"] >= 0
@@ -127,3 +128,12 @@ def test_quick_mode_writes_table_json_and_plots(tmp_path: Any, capsys: Any) -> N
     runs = report.load_runs(tmp_path)
     assert len(runs) == run.QUICK_SEEDS * len(run.QUICK_METHODS)
     assert all(r["completions"] == sorted(r["completions"], key=lambda c: c[0]) for r in runs)
+
+
+def test_earlier_share_counts_pairs_and_ties_half() -> None:
+    inf = math.inf
+    # (1 vs 2) first, (1 vs inf) first, (inf vs 2) not, (inf vs inf) a tie.
+    assert report.earlier_share([1.0, inf], [2.0, inf]) == pytest.approx(2.5 / 4)
+    assert report.earlier_share([5.0, 6.0], [1.0, 2.0]) == 0.0
+    assert report.earlier_share([inf], [inf]) == 0.5
+    assert math.isnan(report.earlier_share([], [1.0]))
