@@ -49,6 +49,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 from ray.tune.stopper import Stopper
 
+from benchmarks.report import format_ratio
 from benchmarks.simulator import BUDGET_FULL_TRAININGS, budget_seconds, time_scale
 from benchmarks.tables import Table, load_table
 from tune_mobster import MobsterScheduler, MobsterSearcher
@@ -241,11 +242,10 @@ def summarise(table: Table, runs: list[Run]) -> tuple[str, dict[str, Any]]:
         ttt = float(np.median([r.time_to_target for r in mine]))
         ratio = ttt / asha_ttt if math.isfinite(asha_ttt) and asha_ttt > 0 else math.nan
         reached = sum(math.isfinite(r.time_to_target) for r in mine)
-        ratio_text = "n/a" if math.isnan(ratio) else ("inf" if math.isinf(ratio) else f"{ratio:.2f}x")
         trials = float(np.median([r.trials for r in mine]))
         epochs = float(np.median([r.epochs for r in mine]))
         lines.append(
-            f"| {method} | {len(mine)} | {ttt:.0f} | {ratio_text} | {reached}/{len(mine)} "
+            f"| {method} | {len(mine)} | {ttt:.0f} | {format_ratio(ratio)} | {reached}/{len(mine)} "
             f"| {median:.4f} [{q1:.4f}, {q3:.4f}] | {trials:.0f} | {epochs:.0f} |"
         )
         figures["methods"][method] = {

@@ -304,7 +304,7 @@ def verdicts(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], ours: s
         f"({len(halved)} of {len(have)} run: "
         + ", ".join(
             f"{t}: {_fmt_s(rows[t][ours].ttt_median)} s vs {_fmt_s(rows[t][BASELINE].ttt_median)} s = "
-            f"{_fmt_ratio(rows[t][ours].ttt_ratio)}"
+            f"{format_ratio(rows[t][ours].ttt_ratio)}"
             for t in have
         )
         + ")"
@@ -320,7 +320,7 @@ def verdicts(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], ours: s
             rel = a / b if math.isfinite(b) and b > 0 else (0.0 if math.isfinite(a) else math.nan)
             met = (a < b) if bound == 1.0 else (rel <= bound)
             ok &= bool(met)
-            shown = "theirs never reached" if math.isinf(b) and math.isfinite(a) else _fmt_ratio(rel)
+            shown = "theirs never reached" if math.isinf(b) and math.isfinite(a) else format_ratio(rel)
             parts.append(f"{t}: {_fmt_s(a)} s vs {_fmt_s(b)} s = {shown}{'' if met else ' (missed)'}")
         want = "better than" if bound == 1.0 else f"<= {bound}x"
         lines.append(f"time-to-target {want} {label}: {'MET' if ok else 'MISSED'} ({', '.join(parts)})")
@@ -334,7 +334,7 @@ def verdicts(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], ours: s
         any_pair = True
         rel, n = decision_ratio(by_method[t, ours], by_method[t, "ref-mobster"])
         ok &= rel <= 0.25
-        parts.append(f"{t} {_fmt_ratio(rel)} over {n} bins")
+        parts.append(f"{t} {format_ratio(rel)} over {n} bins")
     if any_pair:
         lines.append(
             f"decision s/suggestion <= 0.25x reference MOBSTER at equal data size: {'MET' if ok else 'MISSED'} "
@@ -343,7 +343,8 @@ def verdicts(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], ours: s
     return lines
 
 
-def _fmt_ratio(x: float) -> str:
+def format_ratio(x: float) -> str:
+    """A ratio as the tables print it: ``0.72x``, ``inf`` (never reached) or ``n/a``."""
     return "n/a" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.2f}x")
 
 
@@ -367,9 +368,9 @@ def format_table(summaries: Sequence[BenchmarkSummary]) -> str:
         for m in s.methods:
             label = ALL_METHODS[m.method].label if m.method in ALL_METHODS else m.method
             lines.append(
-                f"| {s.table} | {label} | {m.seeds} | {_fmt_s(m.ttt_median)} | {_fmt_ratio(m.ttt_ratio)} "
+                f"| {s.table} | {label} | {m.seeds} | {_fmt_s(m.ttt_median)} | {format_ratio(m.ttt_ratio)} "
                 f"| {m.ttt_earlier_share:.2f} "
-                f"| {_fmt_s(m.ttt_free_median)} | {_fmt_ratio(m.ttt_free_ratio)} | {m.reached}/{m.seeds} "
+                f"| {_fmt_s(m.ttt_free_median)} | {format_ratio(m.ttt_free_ratio)} | {m.reached}/{m.seeds} "
                 f"| {m.regret_median:.4f} [{m.regret_q25:.4f}, {m.regret_q75:.4f}] "
                 f"| {m.ask_p50:.3f} / {m.ask_p90:.3f} | {m.decision_per_suggestion:.3f} | {m.trials_median:.0f} "
                 f"| {'n/a' if math.isnan(m.distinct_share) else f'{m.distinct_share:.0%}'} |"
