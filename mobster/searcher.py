@@ -194,6 +194,17 @@ class ModelBasedSearcher:
                 return self._random_config(excluded)
             return self.space.from_unit(unit)
 
+    def is_among(self, config: dict[str, Any], others: Sequence[dict[str, Any]]) -> bool:
+        """Whether ``config`` counts as one of ``others``, as :meth:`suggest` judges "already tried".
+
+        Configurations outside the space are never matched.
+        """
+        unit = self._unit_or_none(TrialRecord(config))
+        units = [u for u in (self._unit_or_none(TrialRecord(other)) for other in others) if u is not None]
+        if unit is None or not units:
+            return False
+        return self.space.dim == 0 or unit in KnownConfigurations(units, self.space.dim)
+
     def reseed(self, seed: int | None) -> None:
         """Reset the random generator (Optuna calls this in worker processes and threads)."""
         with self._lock:

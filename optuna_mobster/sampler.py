@@ -16,6 +16,7 @@ from mobster import rungs as rung_rules
 from mobster.history import TrialRecord
 from mobster.model import DEFAULT_KERNEL, KernelName
 from mobster.searcher import DEFAULT_EI_JITTER, ModelBasedSearcher, validate_searcher_arguments
+from optuna_mobster import _claims as claims
 from optuna_mobster._space import to_search_space
 from optuna_mobster.pruner import MobsterPruner
 
@@ -107,9 +108,6 @@ class MobsterSampler(BaseSampler):
         self._random = RandomSampler(seed=seed)
         self._intersection = IntersectionSearchSpace(include_pruned=True)
         self._searchers: dict[tuple, ModelBasedSearcher] = {}
-        # Configurations this sampler returned whose trials have not stored their parameters yet
-        # (another thread's trial between sample_relative and suggest_*): pending all the same.
-        self._just_suggested: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     # ----- Optuna's sampler interface ------------------------------------------------------
@@ -126,10 +124,14 @@ class MobsterSampler(BaseSampler):
             return {}
         levels = self._levels(study)
         searcher = self._searcher(study, search_space, levels)
-        records = self._records(study, trial, search_space, levels)
-        config = searcher.suggest(records)
-        with self._lock:
-            self._just_suggested[trial.number] = config
+        config = searcher.suggest(self._records(study, trial, search_space, levels))
+        # Trials sampled at the same moment (other threads or processes) must not take the same
+        # configuration: claim it in storage, and sample again with the rival's as pending if
+        # a rival wins (see optuna_mobster._claims).
+        for round_ in range(1, claims.MAX_ROUNDS + 1):
+            if claims.stake(study, trial, config, searcher.is_among) or round_ == claims.MAX_ROUNDS:
+                break
+            config = searcher.suggest(self._records(study, trial, search_space, levels))
         return config
 
     def sample_independent(
@@ -204,17 +206,15 @@ class MobsterSampler(BaseSampler):
     ) -> list[TrialRecord]:
         """Every other trial that has all modelled parameters, as the core's records."""
         records: list[TrialRecord] = []
-        with self._lock:
-            just_suggested = dict(self._just_suggested)
         for trial in study.get_trials(deepcopy=False, states=_MODELLED_STATES):
-            if trial.number in just_suggested and (trial.params or trial.state != TrialState.RUNNING):
-                with self._lock:
-                    self._just_suggested.pop(trial.number, None)  # visible in storage now
-            elif trial.number in just_suggested and trial.number != current.number:
-                config = just_suggested[trial.number]
-                records.append(TrialRecord(config, {}, pending_at=levels[0], name=str(trial.number)))
+            if trial.number == current.number:
                 continue
-            if trial.number == current.number or not all(name in trial.params for name in search_space):
+            if not all(name in trial.params for name in search_space):
+                # Sampled but not yet suggested (another thread or process): its claim is pending.
+                claimed = claims.claimed_config(trial) if trial.state == TrialState.RUNNING else None
+                if claimed is not None and all(name in claimed for name in search_space):
+                    config = {name: claimed[name] for name in search_space}
+                    records.append(TrialRecord(config, {}, pending_at=levels[0], name=str(trial.number)))
                 continue
             config = {name: trial.params[name] for name in search_space}
             records.append(
