@@ -98,6 +98,8 @@ ABLATIONS: dict[str, Method] = {
         Method("mobster-no-rungs", "ours, EI blind to the rungs", "#7f7f7f", _mobster_with(rung_aware=False)),
         Method("mobster-no-cost", "ours, no cost term", "#bcbd22", _mobster_with(cost_aware=False)),
         Method("mobster-small-jitter", "ours, EI jitter 0.01", "#aec7e8", _mobster_with(ei_jitter=0.01)),
+        # Not a reference choice: BOHB's share of random configurations, against model over-trust.
+        Method("mobster-random-third", "ours, a third random (as BOHB)", "#98df8a", _mobster_with(random_fraction=1 / 3)),
         Method(
             "mobster-reference-choices",
             "ours with the reference's choices",

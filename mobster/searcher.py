@@ -169,9 +169,7 @@ class ModelBasedSearcher:
         only when the space is exhausted.
         """
         with self._lock:
-            excluded = KnownConfigurations(
-                [unit for unit in map(self._unit_or_none, trials) if unit is not None], self.space.dim
-            )
+            excluded = self._known(trials)
             if self.space.dim == 0:  # a single configuration
                 if trials:
                     raise LookupError("the search space holds one configuration and it was evaluated")
@@ -194,6 +192,16 @@ class ModelBasedSearcher:
                 return self._random_config(excluded)
             return self.space.from_unit(unit)
 
+    def suggest_random(self, trials: Sequence[TrialRecord]) -> dict[str, Any]:
+        """A random configuration not among ``trials``, whatever the model would say.
+
+        Raises ``LookupError`` only when the space is exhausted.
+        """
+        if self.space.dim == 0:  # one configuration: nothing random about it
+            return self.suggest(trials)
+        with self._lock:
+            return self._random_config(self._known(trials))
+
     def is_among(self, config: dict[str, Any], others: Sequence[dict[str, Any]]) -> bool:
         """Whether ``config`` counts as one of ``others``, as :meth:`suggest` judges "already tried".
 
@@ -215,6 +223,9 @@ class ModelBasedSearcher:
     @property
     def _sign(self) -> float:
         return -1.0 if self.mode == "max" else 1.0
+
+    def _known(self, trials: Sequence[TrialRecord]) -> KnownConfigurations:
+        return KnownConfigurations([unit for unit in map(self._unit_or_none, trials) if unit is not None], self.space.dim)
 
     def _unit_or_none(self, trial: TrialRecord) -> np.ndarray | None:
         """The trial's search coordinates, or ``None`` for a configuration outside the space."""

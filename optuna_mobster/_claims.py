@@ -15,8 +15,10 @@ other trials (a rival may have been pruned already), and samples again when a ri
 Why two trials a < b cannot both keep one configuration: b keeps it only if a's claim was not
 visible at either of b's reads; a keeps it only if it read before b's claim became final. The
 storage orders writes and reads, so that would need a's write after b's second read, which comes
-after b's final write, after a's read, after a's own write. Both may give way (rarely): each
-samples again with the other's claim as pending, for at most ``MAX_ROUNDS`` rounds.
+after b's final write, after a's read, after a's own write. Both may give way: each samples
+again with the other's claim as pending. Processes that sample all the time (fast objectives)
+can keep colliding, each round with the next trial of the other process, because the same model
+leads them to the same places; so the sampler's last round (``MAX_ROUNDS``) is random.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ if TYPE_CHECKING:
 #: Trial system attr that holds the claim: ``{"config": {...}, "final": bool}``.
 CLAIM_KEY = "mobster:claim"
 
-#: Samplings per trial before the last choice stands whatever the rivals hold.
-MAX_ROUNDS = 4
+#: Samplings per trial, the last one random; its choice stands whatever the rivals hold.
+MAX_ROUNDS = 3
 
 #: Whether two configurations count as one (the searcher's notion of "already tried").
 SameConfiguration = Callable[[dict[str, Any], list[dict[str, Any]]], bool]

@@ -124,14 +124,15 @@ class MobsterSampler(BaseSampler):
             return {}
         levels = self._levels(study)
         searcher = self._searcher(study, search_space, levels)
-        config = searcher.suggest(self._records(study, trial, search_space, levels))
         # Trials sampled at the same moment (other threads or processes) must not take the same
-        # configuration: claim it in storage, and sample again with the rival's as pending if
-        # a rival wins (see optuna_mobster._claims).
+        # configuration: claim it in storage, and sample again with the rival's as pending if a
+        # rival wins (see optuna_mobster._claims). Processes that keep colliding follow the same
+        # model to the same places, so the last round leaves the model for a random configuration.
         for round_ in range(1, claims.MAX_ROUNDS + 1):
+            records = self._records(study, trial, search_space, levels)
+            config = searcher.suggest(records) if round_ < claims.MAX_ROUNDS else searcher.suggest_random(records)
             if claims.stake(study, trial, config, searcher.is_among) or round_ == claims.MAX_ROUNDS:
                 break
-            config = searcher.suggest(self._records(study, trial, search_space, levels))
         return config
 
     def sample_independent(

@@ -161,3 +161,28 @@ def test_random_fraction_one_never_asks_the_model(monkeypatch):
     with pytest.warns(UserWarning, match="model failed"):
         model_based.suggest(records)
     assert model_based.model_failures == 1
+
+
+def test_suggest_random_skips_the_model_and_known_configurations(monkeypatch):
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("the model was asked")
+
+    monkeypatch.setattr("mobster.searcher.fit_model", broken_fit)
+    tiny = SearchSpace({"n": Integer(1, 3), "c": Categorical(("a", "b"))})  # 6 configurations
+    searcher = ModelBasedSearcher(tiny, max_resource=9, levels=[1, 3, 9], num_initial_random=0, seed=0)
+    records: list[TrialRecord] = []
+    for i in range(6):
+        records.append(TrialRecord(searcher.suggest_random(records), {1: float(i)}))
+    assert len({tuple(sorted(r.config.items())) for r in records}) == 6
+    assert searcher.model_failures == 0
+    with pytest.raises(LookupError):
+        searcher.suggest_random(records)
+
+
+def test_is_among_judges_like_the_known_configurations():
+    searcher = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=0)
+    config = {"x": 0.5, "y": 0.5, "n": 3, "c": "b"}
+    assert searcher.is_among(config, [{**config, "x": 0.5 + RESOLUTION / 2}])
+    assert not searcher.is_among(config, [{**config, "x": 0.5 + 2 * RESOLUTION}, {**config, "c": "a"}])
+    assert not searcher.is_among(config, [{"x": 0.5}])  # outside the space: never matched
+    assert not searcher.is_among(config, [])
