@@ -46,7 +46,9 @@ class MobsterSampler(BaseSampler):
 
     Parameters in the intersection of all trials' spaces are modelled jointly; others (from
     define-by-run branches) are sampled at random, so conditional spaces work. FAIL trials are
-    never proposed again. Thread-safe for ``study.optimize(n_jobs=...)``.
+    never proposed again. Thread-safe for ``study.optimize(n_jobs=...)``; threads and processes
+    that sample at the same moment never take one configuration (each claims its choice in the
+    trial's system attrs before returning it, see ``optuna_mobster._claims``).
 
     Args:
         seed: Seed for random draws, fantasies and optimiser starts.
