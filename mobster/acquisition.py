@@ -98,31 +98,41 @@ class FantasyAveragedLogEI(AcquisitionFunction):
         inputs = self.to_model_input(X, self.r_acq)  # b x 1 x (F+1)
         # b x 1 x 1 x D broadcasts against the fantasies: b x num_fantasies values.
         log_value = self.log_ei(inputs.unsqueeze(-3))
+        if self.noise <= 0 and self.schedule is None:
+            return logmeanexp(log_value, dim=-1)
+        # One posterior call for the variance at r_acq and the moments at every rung: the
+        # local optimiser evaluates a few points at a time, where each call's overhead dominates.
+        mean, variance = self._moments(X, inputs)  # b x (1 + K) x J
         if self.noise > 0:
-            log_value = log_value + self._log_augmentation(inputs)
+            log_value = log_value + self._log_augmentation(variance[..., 0, :])
         if self.schedule is not None:
-            log_passed = self._log_pass_up_to(X)  # b x K x J
+            log_passed = self._log_pass_up_to(mean[..., 1:, :], variance[..., 1:, :])  # b x K x J
             if self.schedule.before_acquisition:
                 log_value = log_value + log_passed[..., self.schedule.before_acquisition - 1, :]
             if self.cost_aware:
                 log_value = log_value - torch.log(self._expected_resource(log_passed))
         return logmeanexp(log_value, dim=-1)
 
-    def _log_augmentation(self, inputs: torch.Tensor) -> torch.Tensor:
-        """``log(1 - noise_sd / sqrt(variance + noise))`` at ``r_acq``, the augmented-EI factor."""
-        variance = self.model.posterior(inputs.unsqueeze(-3)).variance.reshape(*inputs.shape[:-2], -1)
+    def _moments(self, X: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and variance at ``r_acq`` and then at each rung: ``b x (1 + K) x J`` each."""
+        rungs = self.schedule.resources if self.schedule is not None else ()
+        stacked = torch.stack([inputs, *(self.to_model_input(X, r) for r in rungs)], dim=-3)  # b x (1+K) x 1 x D
+        posterior = self.model.posterior(stacked.unsqueeze(-3))
+        shape = (*X.shape[:-2], 1 + len(rungs), -1)
+        return posterior.mean.reshape(shape), posterior.variance.reshape(shape)
+
+    def _log_augmentation(self, variance: torch.Tensor) -> torch.Tensor:
+        """``log(1 - noise_sd / sqrt(variance + noise))`` from the posterior variance at ``r_acq``."""
         ratio = (self.noise / (variance + self.noise)).sqrt().clamp_max(1.0 - 1e-9)
         return torch.log1p(-ratio)
 
-    def _log_pass_up_to(self, X: torch.Tensor) -> torch.Tensor:
-        """``log P(pass rungs 0..k)`` per candidate, rung ``k`` and fantasy: ``b x K x J``."""
-        schedule = self.schedule
-        assert schedule is not None
-        rungs = torch.stack([self.to_model_input(X, r) for r in schedule.resources], dim=-3)  # b x K x 1 x D
-        posterior = self.model.posterior(rungs.unsqueeze(-3))
-        shape = (*X.shape[:-2], len(schedule.resources), -1)  # b x K x J
-        mean, variance = posterior.mean.reshape(shape), posterior.variance.reshape(shape)
-        bars = torch.tensor(schedule.bars).to(mean).view(-1, 1)
+    def _log_pass_up_to(self, mean: torch.Tensor, variance: torch.Tensor) -> torch.Tensor:
+        """``log P(pass rungs 0..k)`` per candidate, rung ``k`` and fantasy: ``b x K x J``.
+
+        ``mean`` and ``variance`` are the posterior moments at the rungs, ``b x K x J``.
+        """
+        assert self.schedule is not None
+        bars = torch.tensor(self.schedule.bars).to(mean).view(-1, 1)
         # A rung without data (bar inf) is passed for sure; kept out of the arithmetic, as
         # inf - mean would turn the gradient into NaN.
         has_bar = torch.isfinite(bars)

@@ -42,6 +42,11 @@ class FantasizedModel(Model):
     def __init__(self, model: SingleTaskGP, pending_x: torch.Tensor, num_fantasies: int, seed: int) -> None:
         super().__init__()
         self.kernel, self.mean_module = model.covar_module, model.mean_module
+        # The hyperparameters are fixed from here on (the fitted ``model`` is used for this
+        # suggestion only): gradients are wanted with respect to the inputs, and without this
+        # every acquisition gradient would also run back through the hyperparameter transforms.
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
         self.num_fantasies = num_fantasies if len(pending_x) else 1
         with torch.no_grad():
             self.train_x = model.train_inputs[0]

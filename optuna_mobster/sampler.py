@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from mobster import rungs as rung_rules
 from mobster.history import TrialRecord
 from mobster.model import DEFAULT_KERNEL, KernelName
-from mobster.searcher import DEFAULT_EI_JITTER, ModelBasedSearcher, validate_searcher_arguments
+from mobster.searcher import DEFAULT_EI_JITTER, DEFAULT_RANDOM_FRACTION, ModelBasedSearcher, validate_searcher_arguments
 from optuna_mobster import _claims as claims
 from optuna_mobster._space import to_search_space
 from optuna_mobster.pruner import MobsterPruner
@@ -63,7 +63,8 @@ class MobsterSampler(BaseSampler):
         cost_aware: With ``rung_aware``, also divide it by the epochs a new trial is expected to
             use before the pruner stops it.
         warp_outputs: Fit the GP to log-warped values (see :mod:`mobster.targets`).
-        random_fraction: Share of suggestions (after the initial random ones) drawn at random.
+        random_fraction: Share of suggestions (after the initial random ones) drawn at random;
+            one third by default, as BOHB (``0``: the reference's rule).
         ei_jitter: Improvement over the incumbent EI takes for granted (standardised units).
         min_resource, reduction_factor, max_resource: Rung levels to model when the study's
             pruner is not a ``MobsterPruner``.
@@ -81,7 +82,7 @@ class MobsterSampler(BaseSampler):
         rung_aware: bool = True,
         cost_aware: bool = True,
         warp_outputs: bool = True,
-        random_fraction: float = 0.0,
+        random_fraction: float = DEFAULT_RANDOM_FRACTION,
         ei_jitter: float = DEFAULT_EI_JITTER,
         min_resource: int = 1,
         reduction_factor: float = 3,

@@ -130,7 +130,12 @@ def test_augmentation_discounts_configurations_the_model_already_knows():
     )
     known = model.train_x[model.train_x[:, 1] == 1.0][:1, :1]  # a configuration measured at r = 1
     far = torch.tensor([[4.0]], dtype=torch.float64)  # far outside the data
+
+    def log_augmentation(x: torch.Tensor) -> torch.Tensor:
+        X = x.unsqueeze(0)  # one candidate: 1 x 1 x dim
+        _, variance = acquisition._moments(X, _encode(X, 1.0))
+        return acquisition._log_augmentation(variance[..., 0, :])
+
     with torch.no_grad():
-        at_known = acquisition._log_augmentation(_encode(known.unsqueeze(0), 1.0))
-        at_far = acquisition._log_augmentation(_encode(far.unsqueeze(0), 1.0))
+        at_known, at_far = log_augmentation(known), log_augmentation(far)
     assert at_known.item() < math.log(0.5) < at_far.item() <= 0.0

@@ -44,7 +44,8 @@ def test_same_seed_same_suggestions():
 
 
 def test_model_based_suggestion_is_in_a_good_region():
-    searcher = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=1)
+    # No random share: this is about the model's proposals.
+    searcher = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, random_fraction=0.0, seed=1)
     records = history(40, seed=1)
     suggestions = []
     for _ in range(4):
@@ -157,10 +158,25 @@ def test_random_fraction_one_never_asks_the_model(monkeypatch):
     for _ in range(5):
         records.append(TrialRecord(always_random.suggest(records), {1: 0.5}))
     assert always_random.model_failures == 0
-    model_based = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=0)
+    model_based = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, random_fraction=0.0, seed=0)
     with pytest.warns(UserWarning, match="model failed"):
         model_based.suggest(records)
     assert model_based.model_failures == 1
+
+
+def test_by_default_about_a_third_of_model_phase_suggestions_are_random(monkeypatch):
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("the model was asked")
+
+    monkeypatch.setattr("mobster.searcher.fit_model", broken_fit)
+    searcher = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, seed=0)
+    records = history(12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each model-based suggestion warns that the model failed
+        for _ in range(90):
+            records.append(TrialRecord(searcher.suggest(records), {1: 0.5}))
+    asked_the_model = searcher.model_failures / 90
+    assert 0.5 < asked_the_model < 0.8
 
 
 def test_suggest_random_skips_the_model_and_known_configurations(monkeypatch):
