@@ -293,6 +293,14 @@ def plot(table: Table, runs: list[Run], budget: float, path: Path) -> None:
     plt.close(fig)
 
 
+def stored_runs(path: Path, keep: Callable[[str], bool]) -> list[Run]:
+    """The runs stored in ``path`` (a ``runs_TABLE.json``) whose method ``keep`` accepts."""
+    if not path.exists():
+        return []
+    runs = [Run(**{**r, "trace": [tuple(point) for point in r["trace"]]}) for r in json.loads(path.read_text())]
+    return [r for r in runs if keep(r.method)]
+
+
 def main(argv: Sequence[str] | None = None, *, run: Callable[..., Run] = run_one) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", default="mlp_digits")
@@ -302,7 +310,11 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[..., Run] = run_one
                         help="simulated seconds per wall-clock second (default 50)")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     parser.add_argument("--out", type=Path, default=None, help="folder for runs.json, summary.md and the PNG")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the runs stored under --out of the methods not run now (rerun one method)")
     args = parser.parse_args(argv)
+    if args.merge and args.out is None:
+        parser.error("--merge needs --out")
 
     table = load_table(args.table)
     methods = [m for m in args.methods if m != "bohb" or bohb_available()]
@@ -311,7 +323,7 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[..., Run] = run_one
         notes.append("no ASHA runs: the target is undefined")
     # Trials sleep, so they need no real core each: one logical CPU per worker, plus the driver.
     ray.init(num_cpus=args.workers, include_dashboard=False, ignore_reinit_error=True)
-    runs: list[Run] = []
+    runs: list[Run] = stored_runs(args.out / f"runs_{table.name}.json", keep=lambda m: m not in methods) if args.merge else []
     with tempfile.TemporaryDirectory() as storage:
         for seed in args.seeds:  # seed-major, so that a cut-short run still compares methods
             for method in methods:

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 from ray import tune
 
-from benchmarks.ray_replay import Run, SimulatedBudget, main, plot, ray_param_space, summarise, time_to_target
+from benchmarks.ray_replay import (
+    Run,
+    SimulatedBudget,
+    main,
+    plot,
+    ray_param_space,
+    stored_runs,
+    summarise,
+    time_to_target,
+)
 from benchmarks.tables import Parameter, Table
 
 
@@ -68,6 +79,18 @@ def test_summary_uses_ashas_median_as_the_target(tmp_path) -> None:
     assert time_to_target([], 0.1) == math.inf
     plot(_table(), runs, 4800.0, tmp_path / "regret.png")
     assert (tmp_path / "regret.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_merge_keeps_the_stored_runs_of_other_methods(tmp_path) -> None:
+    runs = [
+        Run("asha", 0, 0.30, [(1000.0, 0.40), (2000.0, 0.30)], 30, 5, 1.0),
+        Run("mobster-stopping", 0, 0.10, [(500.0, 0.25)], 30, 4, 2.0),
+    ]
+    path = tmp_path / "runs_toy.json"
+    path.write_text(json.dumps([asdict(r) for r in runs]))
+    kept = stored_runs(path, keep=lambda method: method != "mobster-stopping")
+    assert kept == runs[:1]  # traces come back as tuples, as the stopper records them
+    assert stored_runs(tmp_path / "missing.json", keep=lambda method: True) == []
 
 
 @pytest.mark.benchmark
