@@ -8,7 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement
+from botorch.acquisition import AcquisitionFunction
+
+# BoTorch's numerically stable log(phi(u) + u Phi(u)), the core of its LogExpectedImprovement.
+# Private, but the class would need a posterior call of its own per evaluation, a third of an
+# evaluation's cost; tests/test_acquisition.py checks the two agree, so a BoTorch change shows.
+from botorch.acquisition.analytic import _log_ei_helper
 from botorch.models.model import Model
 from botorch.utils.safe_math import logmeanexp
 from botorch.utils.transforms import t_batch_mode_transform
@@ -49,8 +54,9 @@ class FantasyAveragedLogEI(AcquisitionFunction):
         noise: Observation noise variance of the GP (rung decisions see noisy values).
         cost_aware: Divide by the expected resource a trial uses under ``schedule``.
 
-    Log space keeps gradients alive where EI underflows (BoTorch's LogEI), and the average over
-    fantasies is the reference's rule: each fantasy has its own incumbent.
+    Log space keeps gradients alive where EI underflows (BoTorch's LogEI, from the same posterior
+    call as the other terms), and the average over fantasies is the reference's rule: each
+    fantasy has its own incumbent.
 
     Why the survival term: under successive halving, a new trial only shows its value at
     ``r_acq`` if it is in the top ``1/eta`` at every rung below. EI alone favours configurations
@@ -85,8 +91,7 @@ class FantasyAveragedLogEI(AcquisitionFunction):
         cost_aware: bool = True,
     ) -> None:
         super().__init__(model=model)
-        # One incumbent per fantasy, shaped to broadcast against BoTorch's ``b x fantasies x 1`` means.
-        self.log_ei = LogExpectedImprovement(model=model, best_f=best_f.unsqueeze(-1), maximize=False)
+        self.best_f = best_f  # one incumbent per fantasy, broadcast against ``b x fantasies`` means
         self.to_model_input = to_model_input
         self.r_acq = r_acq
         self.schedule = schedule if schedule is not None and schedule.resources else None
@@ -96,13 +101,11 @@ class FantasyAveragedLogEI(AcquisitionFunction):
     @t_batch_mode_transform(expected_q=1)
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         inputs = self.to_model_input(X, self.r_acq)  # b x 1 x (F+1)
-        # b x 1 x 1 x D broadcasts against the fantasies: b x num_fantasies values.
-        log_value = self.log_ei(inputs.unsqueeze(-3))
-        if self.noise <= 0 and self.schedule is None:
-            return logmeanexp(log_value, dim=-1)
-        # One posterior call for the variance at r_acq and the moments at every rung: the
-        # local optimiser evaluates a few points at a time, where each call's overhead dominates.
+        # One posterior call for the moments at r_acq and at every rung: the local optimiser
+        # evaluates a few points at a time, where each call's overhead dominates.
         mean, variance = self._moments(X, inputs)  # b x (1 + K) x J
+        sigma = variance[..., 0, :].clamp_min(1e-12).sqrt()
+        log_value = _log_ei_helper((self.best_f - mean[..., 0, :]) / sigma) + sigma.log()
         if self.noise > 0:
             log_value = log_value + self._log_augmentation(variance[..., 0, :])
         if self.schedule is not None:

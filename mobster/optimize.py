@@ -120,10 +120,13 @@ def maximize_acquisition(
         torch.manual_seed(int(rng.integers(2**31)))
         for _ in range(LOCAL_ROUNDS):
             starts = _continuous_step(acquisition, space, starts, tensor_kwargs)
+            # Every start's neighbourhood in one batched evaluation (a call costs more than a row).
+            groups = [np.concatenate([start[None, :], _neighbours(space, start)]) for start in starts]
+            all_values = _evaluate(acquisition, np.concatenate(groups), tensor_kwargs)
+            bounds = np.cumsum([0] + [len(g) for g in groups])
             improved = []
-            for start in starts:
-                candidates = np.concatenate([start[None, :], _neighbours(space, start)])
-                candidate_values = _evaluate(acquisition, candidates, tensor_kwargs)
+            for start, candidates, lo, hi in zip(starts, groups, bounds[:-1], bounds[1:]):
+                candidate_values = all_values[lo:hi]
                 for index in np.argsort(-candidate_values):
                     if not is_excluded(candidates[index]):
                         if candidate_values[index] > best_value:

@@ -28,7 +28,7 @@ def test_rung_thresholds_are_the_continue_quantile_of_each_rung_below_the_acquis
     assert rung_thresholds(observations, [1, 3, 9, 27], below=1, reduction_factor=3) == {}
 
 
-def _fitted_model() -> FantasizedModel:
+def _fitted_gp():
     """A GP on one-dimensional curves ``y = x + 0.5 exp(-4 r)``: small x is good at every r."""
     rng = np.random.default_rng(0)
     x = rng.random(30)
@@ -36,8 +36,12 @@ def _fitted_model() -> FantasizedModel:
     y = x + 0.5 * np.exp(-4 * r)
     train_x = torch.tensor(np.column_stack([x, r]))
     train_y = torch.tensor((y - y.mean()) / y.std()).unsqueeze(-1)
-    model = fit_model(build_model(train_x, train_y, "exp-decay-sum"))
-    return FantasizedModel(model, torch.zeros(0, 2, dtype=torch.float64), 1, seed=0)
+    return fit_model(build_model(train_x, train_y, "exp-decay-sum"))
+
+
+def _fitted_model() -> FantasizedModel:
+    """:func:`_fitted_gp` without pending trials."""
+    return FantasizedModel(_fitted_gp(), torch.zeros(0, 2, dtype=torch.float64), 1, seed=0)
 
 
 def _encode(x: torch.Tensor, resource: float) -> torch.Tensor:
@@ -139,3 +143,20 @@ def test_augmentation_discounts_configurations_the_model_already_knows():
     with torch.no_grad():
         at_known, at_far = log_augmentation(known), log_augmentation(far)
     assert at_known.item() < math.log(0.5) < at_far.item() <= 0.0
+
+
+def test_expected_improvement_part_is_botorchs_log_ei_averaged_over_fantasies():
+    # The acquisition computes log EI from its own (shared) posterior call for speed; it must
+    # equal BoTorch's LogExpectedImprovement on the same fantasized model.
+    from botorch.acquisition import LogExpectedImprovement
+    from botorch.utils.safe_math import logmeanexp
+
+    pending = torch.tensor([[0.2, 1 / 54], [0.6, 3 / 27]], dtype=torch.float64)
+    model = FantasizedModel(_fitted_gp(), pending, 8, seed=1)
+    best_f = torch.linspace(-1.6, -1.2, 8, dtype=torch.float64)
+    ours = FantasyAveragedLogEI(model, best_f, _encode, 1.0, None, noise=0.0)
+    candidates = torch.linspace(0.0, 1.0, 7, dtype=torch.float64).view(-1, 1, 1)
+    botorch_log_ei = LogExpectedImprovement(model, best_f.unsqueeze(-1), maximize=False)
+    with torch.no_grad():
+        expected = logmeanexp(botorch_log_ei(_encode(candidates, 1.0).unsqueeze(-3)), dim=-1)
+        assert torch.allclose(ours(candidates), expected, rtol=1e-9, atol=1e-12)
