@@ -134,6 +134,7 @@ def test_scheduler_arguments(kwargs, message):
         ({"max_t": 3, "grace_period": 5}, r"max_resource \(max_t\) = 3 is smaller than min_resource"),
         ({"mode": "maximize"}, "mode must be 'min' or 'max'"),
         ({"metric": ["loss", "acc"]}, "single metric"),
+        ({"random_fraction": -0.1}, r"random_fraction must be in \[0, 1\], got -0.1"),
     ],
 )
 def test_searcher_arguments(kwargs, message):

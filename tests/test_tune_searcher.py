@@ -164,6 +164,26 @@ def test_save_restore_keeps_the_history_and_is_idempotent(tmp_path) -> None:
     assert new not in suggested.values()
 
 
+def test_random_fraction_reaches_the_core(monkeypatch) -> None:
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("the model was asked")
+
+    monkeypatch.setattr("mobster.searcher.fit_model", broken_fit)
+
+    def model_failures(random_fraction: float) -> int:
+        searcher = MobsterSearcher(
+            "loss", "min", space=SPACE, seed=1, num_initial_random=2, random_fraction=random_fraction
+        )
+        for i in range(8):
+            config = searcher.suggest(f"t{i}")
+            searcher.on_trial_complete(f"t{i}", {"training_iteration": 1, "loss": config["x"]})
+        return searcher._core.model_failures if searcher._core is not None else 0
+
+    assert model_failures(1.0) == 0  # always random: the model is never fitted
+    with pytest.warns(UserWarning, match="model failed"):
+        assert model_failures(0.0) == 6  # the reference's rule: the model after the random start
+
+
 def test_searcher_errors_name_the_problem() -> None:
     with pytest.raises(RuntimeError, match="metric"):
         MobsterSearcher(space=SPACE).suggest("t0")

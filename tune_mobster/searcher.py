@@ -23,7 +23,7 @@ from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searc
 from mobster.history import TrialRecord
 from mobster.model import DEFAULT_KERNEL
 from mobster.rungs import next_level, rung_levels, validate_resources
-from mobster.searcher import ModelBasedSearcher, validate_searcher_arguments
+from mobster.searcher import DEFAULT_RANDOM_FRACTION, ModelBasedSearcher, validate_searcher_arguments
 from tune_mobster.search_space import RaySearchSpace, convert_search_space
 
 #: Bumped when the layout of the saved state changes.
@@ -73,6 +73,8 @@ class MobsterSearcher(Searcher):
             the centre of the space).
         num_fantasies: Samples drawn at pending trials' next rungs.
         max_observations: The GP's data cap (lower rungs are subsampled beyond it).
+        random_fraction: Share of the suggestions after the initial random ones drawn at random;
+            one third by default, as BOHB (``0``: the reference's rule, the model decides all).
         max_concurrent: Maximum running trials; paused trials do not count. ``0``: no limit.
             ``tune.TuneConfig(max_concurrent_trials=...)`` sets it too.
         device: ``"cpu"`` or ``"cuda"``: where the GP runs (always on the driver).
@@ -99,6 +101,7 @@ class MobsterSearcher(Searcher):
         num_initial_random: int = 6,
         num_fantasies: int = 20,
         max_observations: int = 500,
+        random_fraction: float = DEFAULT_RANDOM_FRACTION,
         max_concurrent: int = 0,
         device: str = "cpu",
         background: bool = False,
@@ -108,7 +111,7 @@ class MobsterSearcher(Searcher):
         if mode is not None and mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         validate_resources(grace_period, max_t if max_t is not None else grace_period, reduction_factor)
-        validate_searcher_arguments(kernel, num_initial_random, num_fantasies, max_observations)
+        validate_searcher_arguments(kernel, num_initial_random, num_fantasies, max_observations, random_fraction)
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             # The GP runs on the driver, where the searcher is built: fail before the experiment.
             raise ValueError(f"device={device!r}, but CUDA is not available on the driver, where the GP runs")
@@ -127,6 +130,7 @@ class MobsterSearcher(Searcher):
             "num_initial_random": num_initial_random,
             "num_fantasies": num_fantasies,
             "max_observations": max_observations,
+            "random_fraction": random_fraction,
             "device": device,
         }
         self._max_concurrent = max_concurrent
