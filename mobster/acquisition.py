@@ -100,10 +100,9 @@ class FantasyAveragedLogEI(AcquisitionFunction):
 
     @t_batch_mode_transform(expected_q=1)
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        inputs = self.to_model_input(X, self.r_acq)  # b x 1 x (F+1)
         # One posterior call for the moments at r_acq and at every rung: the local optimiser
         # evaluates a few points at a time, where each call's overhead dominates.
-        mean, variance = self._moments(X, inputs)  # b x (1 + K) x J
+        mean, variance = self._moments(X)  # b x (1 + K) x J
         sigma = variance[..., 0, :].clamp_min(1e-12).sqrt()
         log_value = _log_ei_helper((self.best_f - mean[..., 0, :]) / sigma) + sigma.log()
         if self.noise > 0:
@@ -116,12 +115,12 @@ class FantasyAveragedLogEI(AcquisitionFunction):
                 log_value = log_value - torch.log(self._expected_resource(log_passed))
         return logmeanexp(log_value, dim=-1)
 
-    def _moments(self, X: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _moments(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and variance at ``r_acq`` and then at each rung: ``b x (1 + K) x J`` each."""
-        rungs = self.schedule.resources if self.schedule is not None else ()
-        stacked = torch.stack([inputs, *(self.to_model_input(X, r) for r in rungs)], dim=-3)  # b x (1+K) x 1 x D
+        resources = (self.r_acq, *(self.schedule.resources if self.schedule is not None else ()))
+        stacked = torch.stack([self.to_model_input(X, r) for r in resources], dim=-3)  # b x (1+K) x 1 x D
         posterior = self.model.posterior(stacked.unsqueeze(-3))
-        shape = (*X.shape[:-2], 1 + len(rungs), -1)
+        shape = (*X.shape[:-2], len(resources), -1)
         return posterior.mean.reshape(shape), posterior.variance.reshape(shape)
 
     def _log_augmentation(self, variance: torch.Tensor) -> torch.Tensor:

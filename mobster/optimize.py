@@ -122,11 +122,11 @@ def maximize_acquisition(
             starts = _continuous_step(acquisition, space, starts, tensor_kwargs)
             # Every start's neighbourhood in one batched evaluation (a call costs more than a row).
             groups = [np.concatenate([start[None, :], _neighbours(space, start)]) for start in starts]
-            all_values = _evaluate(acquisition, np.concatenate(groups), tensor_kwargs)
-            bounds = np.cumsum([0] + [len(g) for g in groups])
+            values_per_group = np.split(
+                _evaluate(acquisition, np.concatenate(groups), tensor_kwargs), np.cumsum([len(g) for g in groups])[:-1]
+            )
             improved = []
-            for start, candidates, lo, hi in zip(starts, groups, bounds[:-1], bounds[1:]):
-                candidate_values = all_values[lo:hi]
+            for start, candidates, candidate_values in zip(starts, groups, values_per_group):
                 for index in np.argsort(-candidate_values):
                     if not is_excluded(candidates[index]):
                         if candidate_values[index] > best_value:

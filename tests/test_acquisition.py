@@ -137,7 +137,7 @@ def test_augmentation_discounts_configurations_the_model_already_knows():
 
     def log_augmentation(x: torch.Tensor) -> torch.Tensor:
         X = x.unsqueeze(0)  # one candidate: 1 x 1 x dim
-        _, variance = acquisition._moments(X, _encode(X, 1.0))
+        _, variance = acquisition._moments(X)
         return acquisition._log_augmentation(variance[..., 0, :])
 
     with torch.no_grad():
