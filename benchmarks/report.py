@@ -173,6 +173,11 @@ class BenchmarkSummary:
     budget: float
     workers: int
     methods: list[MethodSummary]
+    #: Table configurations whose full-resource error reaches the target, and the table's size
+    #: (``None`` when the table is not stored here): how rare a hit is, hence how much luck a
+    #: time to target holds.
+    reaching_target: int | None = None
+    configurations: int | None = None
 
 
 def summarise(runs: Sequence[Run], baseline: str = BASELINE) -> list[BenchmarkSummary]:
@@ -194,8 +199,21 @@ def summarise(runs: Sequence[Run], baseline: str = BASELINE) -> list[BenchmarkSu
         base_free = _median([time_to_target(r, target, "free") for r in methods[baseline]])
         rows = [_method_summary(name, methods[name], target, base_ttt, base_free) for name in _ordered(methods)]
         first = methods[baseline][0]
-        summaries.append(BenchmarkSummary(table, target, first["best"], first["budget"], first["workers"], rows))
+        summary = BenchmarkSummary(table, target, first["best"], first["budget"], first["workers"], rows)
+        summary.reaching_target, summary.configurations = configurations_reaching(table, target)
+        summaries.append(summary)
     return summaries
+
+
+def configurations_reaching(table: str, target: float) -> tuple[int | None, int | None]:
+    """How many of ``table``'s configurations reach ``target`` at the full resource, out of how
+    many; ``(None, None)`` when the table is not stored in this checkout."""
+    from benchmarks.tables import list_tables, load_table
+
+    if table not in list_tables():
+        return None, None
+    finals = load_table(table).curves[:, -1]
+    return int(np.sum(finals <= target)), len(finals)
 
 
 def charged_runs(runs: Sequence[Run]) -> list[Run]:
@@ -376,8 +394,13 @@ def format_table(summaries: Sequence[BenchmarkSummary]) -> str:
                 f"| {'n/a' if math.isnan(m.distinct_share) else f'{m.distinct_share:.0%}'} |"
             )
     targets = "\n".join(
-        f"- {s.table}: target error {s.target:.4f} (table best {s.best:.4f}), budget {s.budget:.0f} s "
-        f"on {s.workers} workers"
+        f"- {s.table}: target error {s.target:.4f} (table best {s.best:.4f}"
+        + (
+            f"; {s.reaching_target} of {s.configurations:,} configurations reach it"
+            if s.configurations is not None
+            else ""
+        )
+        + f"), budget {s.budget:.0f} s on {s.workers} workers"
         + "".join(
             f"; {m.method}: {m.model_failures} suggestions fell back to random (model failure)"
             for m in s.methods

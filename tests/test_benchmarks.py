@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from benchmarks import report
 from benchmarks.simulator import simulate
-from benchmarks.tables import Parameter, Table
+from benchmarks.tables import Parameter, Table, load_table
 
 
 def three_config_table() -> Table:
@@ -120,6 +120,11 @@ def test_quick_mode_writes_table_json_and_plots(tmp_path: Any, capsys: Any) -> N
     assert math.isfinite(asha["ttt_median"]) and asha["ttt_ratio"] == pytest.approx(1.0)
     assert asha["ttt_earlier_share"] == pytest.approx(0.5)  # against itself: every pair is a tie or a swap
     assert asha["seeds"] == run.QUICK_SEEDS and asha["reached"] >= 1
+    # How rare the target is in the table: at least the configuration that set it reaches it.
+    finals = load_table(run.QUICK_TABLE).curves[:, -1]
+    assert bench["configurations"] == len(finals)
+    assert bench["reaching_target"] == int((finals <= bench["target"]).sum()) >= 1
+    assert f"{bench['reaching_target']} of {len(finals):,} configurations reach it" in text
     for m in methods.values():
         assert m["regret_median"] >= 0 and m["ask_p50"] >= 0
     png = tmp_path / f"regret_{run.QUICK_TABLE}.png"
