@@ -43,6 +43,10 @@ Run = dict[str, Any]
 # ----- storage -------------------------------------------------------------------------------
 
 
+#: Decimals of the errors stored in a run record (and of the table's best error).
+ERROR_DECIMALS = 6
+
+
 def run_record(
     sim: Any,
     *,
@@ -66,9 +70,9 @@ def run_record(
         "workers": sim.workers,
         "budget": sim.budget,
         "scale": round(sim.scale, 6),
-        "best": round(best, 6),  # rounded as the errors are, so regret never dips below 0
+        "best": round(best, ERROR_DECIMALS),  # rounded as the errors are, so regret never dips below 0
         "charged": charged,
-        "completions": [[round(t, 2), round(f, 2), round(v, 6)] for t, f, v in sim.completions],
+        "completions": [[round(t, 2), round(f, 2), round(v, ERROR_DECIMALS)] for t, f, v in sim.completions],
         "asks": [[round(s.seconds, 5), s.trials_before, s.results_before] for s in sim.suggestions],
         "prune_seconds": round(sim.prune_seconds, 4),
         "tell_seconds": round(sim.tell_seconds, 4),
@@ -212,7 +216,8 @@ def configurations_reaching(table: str, target: float) -> tuple[int | None, int 
 
     if table not in list_tables():
         return None, None
-    finals = load_table(table).curves[:, -1]
+    # Rounded as a run's errors are stored, so this counts what a time to target counts.
+    finals = np.round(load_table(table).curves[:, -1], ERROR_DECIMALS)
     return int(np.sum(finals <= target)), len(finals)
 
 
