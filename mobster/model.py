@@ -33,6 +33,8 @@ DEFAULT_KERNEL: KernelName = "exp-decay-combined"
 #: target of the benchmark, at the price of hyperparameters that are a little less polished.
 FIT_MAXITER = 100
 WARM_FIT_MAXITER = 25
+#: Lower bound of the Matérn kernel's scale (targets are standardised, so the scale is ~1).
+MIN_OUTPUTSCALE = 1e-4
 
 
 def validate_kernel(kernel: str) -> None:
@@ -45,8 +47,12 @@ def _matern(num_dims: int) -> ScaleKernel:
     # log-normal lengthscale prior (Hvarfner et al. 2024) instead of the reference's flat bounds:
     # flat bounds with a sigmoid transform start the fit at a huge lengthscale where the marginal
     # likelihood is flat, and the fit then explains everything as noise.
+    # The scale is kept off zero: on a few points L-BFGS-B can drive a softplus-positive scale
+    # to exactly 0.0, where the log-normal prior is undefined and the whole fit raises.
     matern = get_covar_module_with_dim_scaled_prior(ard_num_dims=num_dims, use_rbf_kernel=False)
-    return ScaleKernel(matern, outputscale_prior=LogNormalPrior(0.0, 1.0))
+    return ScaleKernel(
+        matern, outputscale_prior=LogNormalPrior(0.0, 1.0), outputscale_constraint=GreaterThan(MIN_OUTPUTSCALE)
+    )
 
 
 def build_model(train_x: torch.Tensor, train_y: torch.Tensor, kernel: KernelName) -> SingleTaskGP:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mobster.kernels import ExpDecayParameters
-from mobster.model import KERNELS, build_model, fit_model
+from mobster.model import KERNELS, MIN_OUTPUTSCALE, build_model, fit_model
 
 
 def synthetic_curve(x: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -73,3 +73,39 @@ def test_gp_predicts_full_resource_better_than_a_constant(kernel):
     assert gp_error < 0.25 * constant_error
     rank = np.corrcoef(np.argsort(np.argsort(predicted)), np.argsort(np.argsort(truth)))[0, 1]
     assert rank > 0.8
+
+
+def test_fit_on_few_points_keeps_the_kernel_scale_positive():
+    # Nine rung results from a hgb_breast_cancer run (one-hot loss, five unit features, resource
+    # 1 or 3 of 81; standardised targets) on which L-BFGS-B drove the Matérn scale to exactly 0.0,
+    # where its log-normal prior raised: every fit failed and the suggestion fell back to random.
+    features = torch.tensor(
+        [
+            [0.9657491980429997, 0.7777024105738202, 0.9726011139048932, 0.2378759202707264, 0.8262822354443189],
+            [0.9657491980429997, 0.7777024105738202, 0.9726011139048932, 0.2378759202707264, 0.8262822354443189],
+            [0.2984494708891794, 0.6416133447590692, 0.058512491882074746, 0.725670484533391, 0.13070098600339122],
+            [0.35833378270496974, 0.2562799493266302, 0.9490941816782104, 0.3602804873042328, 0.13070098600339122],
+            [0.8738134432795387, 0.03190366643989476, 0.008715732303784899, 0.04582562520117321, 0.6283260283811849],
+            [0.8738134432795387, 0.03190366643989476, 0.008715732303784899, 0.04582562520117321, 0.6283260283811849],
+            [0.855302514932059, 0.8110233987843422, 0.2614463614164766, 0.04582562520117321, 0.9473112724881844],
+            [0.855302514932059, 0.8110233987843422, 0.2614463614164766, 0.04582562520117321, 0.9473112724881844],
+            [0.014529632033217305, 0.7854359127046001, 0.6149674269771402, 0.868741105098169, 0.337857147626047],
+        ],
+        dtype=torch.float64,
+    )
+    loss = torch.nn.functional.one_hot(torch.tensor([2, 2, 0, 2, 1, 1, 2, 2, 1]), 3).to(torch.float64)
+    resource = (torch.tensor([1, 3, 1, 1, 1, 3, 1, 3, 1], dtype=torch.float64) - 0.5) / 80.5
+    x = torch.cat([loss, features, resource.unsqueeze(-1)], dim=-1)
+    y = torch.tensor(
+        [
+            0.3243525552227204, -2.1297022787340634, 0.5245040691600891, 0.7618060426305926,
+            0.812986963652389, 0.7944527489182309, 0.3243525552227204, -1.4508452903474878, 0.03809263427480749,
+        ],
+        dtype=torch.float64,
+    )
+    model = fit_model(build_model(x, y.unsqueeze(-1), "exp-decay-combined"))
+    assert float(model.covar_module.base_kernel.outputscale) >= MIN_OUTPUTSCALE
+    with torch.no_grad():
+        posterior = model.posterior(x)
+    assert torch.isfinite(posterior.mean).all() and (posterior.variance > 0).all()
+
