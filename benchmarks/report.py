@@ -203,9 +203,12 @@ def summarise(runs: Sequence[Run], baseline: str = BASELINE) -> list[BenchmarkSu
         base_free = _median([time_to_target(r, target, "free") for r in methods[baseline]])
         rows = [_method_summary(name, methods[name], target, base_ttt, base_free) for name in _ordered(methods)]
         first = methods[baseline][0]
-        summary = BenchmarkSummary(table, target, first["best"], first["budget"], first["workers"], rows)
-        summary.reaching_target, summary.configurations = configurations_reaching(table, target)
-        summaries.append(summary)
+        summaries.append(
+            BenchmarkSummary(
+                table, target, first["best"], first["budget"], first["workers"], rows,
+                *configurations_reaching(table, target),
+            )
+        )
     return summaries
 
 

@@ -108,4 +108,3 @@ def test_fit_on_few_points_keeps_the_kernel_scale_positive():
     with torch.no_grad():
         posterior = model.posterior(x)
     assert torch.isfinite(posterior.mean).all() and (posterior.variance > 0).all()
-
