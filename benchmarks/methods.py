@@ -36,15 +36,19 @@ class Method:
     factory: Factory | None = None
 
 
-def _mobster_with(brackets: int = 1, **options: object) -> Factory:
+def _mobster_with(brackets: int = 1, rescue_by_model: bool = False, **options: object) -> Factory:
     """MOBSTER (Optuna) with some of its choices switched, for the ablations: ``options`` of the
-    sampler, and the pruner's number of Hyperband ``brackets``."""
+    sampler, the pruner's number of Hyperband ``brackets`` and its ``rescue_by_model``."""
 
     def factory(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
         from optuna_mobster import MobsterPruner, MobsterSampler
 
         pruner = MobsterPruner(
-            min_resource=MIN_RESOURCE, max_resource=max_resource, reduction_factor=REDUCTION_FACTOR, brackets=brackets
+            min_resource=MIN_RESOURCE,
+            max_resource=max_resource,
+            reduction_factor=REDUCTION_FACTOR,
+            brackets=brackets,
+            rescue_by_model=rescue_by_model,
         )
         return MobsterSampler(seed=seed, **options), pruner  # type: ignore[arg-type]
 
@@ -104,6 +108,7 @@ ABLATIONS: dict[str, Method] = {
         # Not a reference default: Hyperband brackets start some trials past the first rungs,
         # where early results rank the configurations poorly (the paper found one bracket best).
         Method("mobster-3-brackets", "ours, 3 Hyperband brackets", "#c5b0d5", _mobster_with(brackets=3)),
+        Method("mobster-rescue", "ours + the model rescues late bloomers", "#ff9896", _mobster_with(rescue_by_model=True)),
         Method(
             "mobster-sum-kernel", "ours, exp-decay-sum kernel", "#8c564b", _mobster_with(kernel="exp-decay-sum", **_NO_RANDOM)
         ),

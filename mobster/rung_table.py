@@ -102,7 +102,7 @@ class RungTable:
     def choose_promotion(self, paused: Set[Hashable]) -> Hashable | None:
         """The paused trial to resume next, walking rungs from the top, or ``None``."""
         for level in reversed(self.levels[:-1]):
-            candidates = {t for t in paused if self._last_level(t) == level}
+            candidates = {t for t in paused if self.recorded_level(t) == level}
             if not candidates:
                 continue
             trial = rung_rules.promotable_trial(
@@ -114,11 +114,12 @@ class RungTable:
 
     def mark_promoted(self, trial: Hashable) -> None:
         """Remember that ``trial`` was resumed from its current rung."""
-        level = self._last_level(trial)
+        level = self.recorded_level(trial)
         if level is not None:
             self.promoted[level].add(trial)
 
-    def _last_level(self, trial: Hashable) -> int | None:
+    def recorded_level(self, trial: Hashable) -> int | None:
+        """The highest rung (below the maximum resource) where ``trial`` has a value."""
         recorded = [level for level in self.levels[:-1] if trial in self.values[level]]
         return recorded[-1] if recorded else None
 

@@ -9,7 +9,7 @@ Ray Tune scheduler keeps them in a :class:`mobster.rung_table.RungTable`. All de
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence, Set
+from collections.abc import Hashable, Iterable, Mapping, Sequence, Set
 
 import numpy as np
 
@@ -99,6 +99,26 @@ def should_stop(value: float, rung_values: Sequence[float], reduction_factor: fl
     finite = [v for v in rung_values if math.isfinite(v)]
     better = sum(v < value for v in finite)
     return better > (len(finite) - 1) / reduction_factor
+
+
+def rescued_by_model(
+    trial: Hashable,
+    rung_trials: Iterable[Hashable],
+    predicted: Mapping[Hashable, float] | None,
+    reduction_factor: float,
+) -> bool:
+    """Whether the model sends on a trial that :func:`should_stop` stops at a rung.
+
+    ``predicted`` maps trials to the model's prediction of their value at the full resource
+    (minimised; only the order matters). The trial goes on when its prediction is in the top
+    ``1/eta`` of the predictions of the trials recorded at the rung (``rung_trials``, itself
+    included): a late bloomer whose early value alone would stop it. ``None`` (no model yet)
+    and a trial without a prediction are never rescued.
+    """
+    if predicted is None or trial not in predicted:
+        return False
+    at_rung = [predicted[t] for t in rung_trials if t in predicted]
+    return not should_stop(predicted[trial], at_rung, reduction_factor)
 
 
 def promotable_trial(

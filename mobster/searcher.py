@@ -218,6 +218,37 @@ class ModelBasedSearcher:
             return False
         return self.space.dim == 0 or unit in KnownConfigurations(units, self.space.dim)
 
+    def final_means(self, trials: Sequence[TrialRecord]) -> np.ndarray | None:
+        """The GP's posterior mean at the full resource for every trial's configuration, in the
+        model's units (minimised, warped and standardised: only their order means something).
+
+        ``None`` when the model is not used: during the initial random trials, with too little
+        data, or when the GP cannot be fitted.
+        """
+        with self._lock:
+            if self.space.dim == 0 or len(trials) < self.num_initial_random:
+                return None
+            observations, _ = collect_observations(trials, self.levels, self._sign)
+            if len({o.value for o in observations}) < 2:
+                return None
+            try:
+                return self._final_means(trials, observations)
+            except Exception:  # numerical failure of the GP: let the plain rule decide
+                return None
+
+    def _final_means(self, trials: Sequence[TrialRecord], observations: list[Observation]) -> np.ndarray:
+        total = len(observations)
+        observations = subsample(observations, self.max_observations, self._rng)
+        units = np.stack([self.space.to_unit(t.config) for t in trials])
+        train_x = self._model_inputs(units[[o.trial for o in observations]], [o.resource for o in observations])
+        values = np.array([o.value for o in observations])
+        transform = TargetTransform.fit(values, warp=self.warp_outputs)
+        train_y = torch.tensor(transform(values), **self.tensor_kwargs)
+        model = self._fit(train_x, train_y.unsqueeze(-1), total)
+        with torch.no_grad():
+            mean = model.posterior(self._model_inputs(units, [self.max_resource] * len(trials))).mean
+        return mean.squeeze(-1).cpu().numpy()
+
     def reseed(self, seed: int | None) -> None:
         """Reset the random generator (Optuna calls this in worker processes and threads)."""
         with self._lock:

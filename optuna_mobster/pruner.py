@@ -47,6 +47,11 @@ class MobsterPruner(BasePruner):
         reduction_factor: ``eta``; a ``1/eta`` share of trials continues at every rung.
         brackets: Number of Hyperband brackets; ``1`` (default, best for MOBSTER in the paper) is
             plain asynchronous successive halving.
+        rescue_by_model: With a :class:`~optuna_mobster.MobsterSampler`, a trial the rule would
+            prune goes on when the sampler's GP predicts its value at the full resource in the
+            top ``1/eta`` of the trials at that rung (learning curves cross: some configurations
+            start slowly and finish best). Costs one GP conditioning per such decision. See the
+            benchmark README for what it gains.
     """
 
     def __init__(
@@ -55,6 +60,7 @@ class MobsterPruner(BasePruner):
         max_resource: int | Literal["auto"] = "auto",
         reduction_factor: float = 3,
         brackets: int = 1,
+        rescue_by_model: bool = False,
     ) -> None:
         if max_resource != "auto":
             rung_rules.validate_resources(min_resource, max_resource, reduction_factor)  # type: ignore[arg-type]
@@ -66,7 +72,9 @@ class MobsterPruner(BasePruner):
         self.max_resource = max_resource
         self.reduction_factor = reduction_factor
         self.brackets = brackets
+        self.rescue_by_model = rescue_by_model
         self._warned: set[int] = set()
+        self._warned_rescue = False
 
     # ----- resource levels (also read by MobsterSampler) ----------------------------------
 
@@ -113,15 +121,28 @@ class MobsterPruner(BasePruner):
 
     def _stops(self, study: Study, trial: FrozenTrial, level: int, upper: float, value: float) -> bool:
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
-        recorded = [sign * value]
+        recorded = {trial.number: sign * value}
         states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
         for other in study.get_trials(deepcopy=False, states=states):
             if other.number == trial.number:
                 continue
             at = rung_step(sorted(other.intermediate_values), level, upper)
             if at is not None:
-                recorded.append(sign * other.intermediate_values[at])
-        return rung_rules.should_stop(sign * value, recorded, self.reduction_factor)
+                recorded[other.number] = sign * other.intermediate_values[at]
+        if not rung_rules.should_stop(sign * value, list(recorded.values()), self.reduction_factor):
+            return False
+        return not (self.rescue_by_model and self._rescued(study, trial, recorded))
+
+    def _rescued(self, study: Study, trial: FrozenTrial, recorded: dict[int, float]) -> bool:
+        from optuna_mobster.sampler import MobsterSampler  # the sampler imports this module
+
+        if not isinstance(study.sampler, MobsterSampler):
+            if not self._warned_rescue:
+                self._warned_rescue = True
+                warnings.warn("MobsterPruner: rescue_by_model needs a MobsterSampler; the plain rule decides", stacklevel=4)
+            return False
+        predicted = study.sampler.predicted_final(study, trial)
+        return rung_rules.rescued_by_model(trial.number, recorded, predicted, self.reduction_factor)
 
     def _warn_once(self, number: int, message: str) -> None:
         if number not in self._warned:

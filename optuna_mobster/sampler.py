@@ -149,6 +149,24 @@ class MobsterSampler(BaseSampler):
             for searcher in self._searchers.values():
                 searcher.reseed(None)
 
+    def predicted_final(self, study: Study, trial: FrozenTrial) -> dict[int, float] | None:
+        """Trial number -> the GP's posterior mean at the full resource (minimised, model units:
+        only the order means something), for ``trial`` and every other modelled trial; ``None``
+        while the model is not used (see :meth:`mobster.searcher.ModelBasedSearcher.final_means`).
+        """
+        search_space = self.infer_relative_search_space(study, trial)
+        if not search_space or not all(name in trial.params for name in search_space):
+            return None
+        levels = self._levels(study)
+        searcher = self._searcher(study, search_space, levels)
+        records = [r for r in self._records(study, trial, search_space, levels) if r.results]
+        config = {name: trial.params[name] for name in search_space}
+        records.append(TrialRecord(config, _results(trial, levels[-1]), name=str(trial.number)))
+        means = searcher.final_means(records)
+        if means is None:
+            return None
+        return {int(record.name): float(mean) for record, mean in zip(records, means)}  # type: ignore[arg-type]
+
     @property
     def model_failures(self) -> int:
         """Suggestions that fell back to random because the GP could not be fitted or optimised."""

@@ -203,7 +203,7 @@ def test_rung_table_decisions_are_allowed_and_follow_the_rule(scenario, seed):
             if chosen is None:
                 continue
             assert chosen in paused
-            level = table._last_level(chosen)
+            level = table.recorded_level(chosen)
             assert (chosen, level) not in promoted_from  # never twice from one rung
             rank = sorted((v, str(t)) for t, v in table.values[level].items() if math.isfinite(v))
             assert (table.values[level][chosen], str(chosen)) in rank[: int(len(table.values[level]) // eta)]

@@ -88,3 +88,44 @@ def test_brackets_are_shared_consistently_and_follow_hyperband():
 def test_invalid_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MobsterPruner(**kwargs)
+
+
+def _late_bloomer_study(rescue: bool) -> optuna.Study:
+    """Nine finished trials whose curves cross (large x: worst at step 1, best at step 9)."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from optuna_mobster import MobsterSampler
+
+    pruner = MobsterPruner(min_resource=1, max_resource=9, reduction_factor=3, rescue_by_model=rescue)
+    study = optuna.create_study(sampler=MobsterSampler(seed=0, num_initial_random=4), pruner=pruner)
+    for k in range(9):
+        x = 0.05 + 0.1 * k
+        curve = {r: x * (1 - r / 9) + (1 - x) * r / 9 for r in (1, 3, 9)}
+        study.add_trial(
+            create_trial(
+                params={"x": x},
+                distributions={"x": FloatDistribution(0.0, 1.0)},
+                intermediate_values=curve,
+                value=curve[9],
+            )
+        )
+    return study
+
+
+@pytest.mark.parametrize("rescue", [False, True])
+def test_rescue_by_model_keeps_a_trial_the_model_expects_to_finish_best(rescue):
+    study = _late_bloomer_study(rescue)
+    study.enqueue_trial({"x": 0.95})
+    trial = study.ask()
+    x = trial.suggest_float("x", 0.0, 1.0)
+    trial.report(x * (1 - 1 / 9) + (1 - x) / 9, 1)  # the worst value at rung 1 so far
+    assert trial.should_prune() is not rescue
+
+
+def test_rescue_by_model_without_a_mobster_sampler_warns_and_prunes():
+    pruner = MobsterPruner(min_resource=1, max_resource=9, rescue_by_model=True)
+    study = optuna.create_study(pruner=pruner)
+    assert not run_trial(study, {1: 0.5, 3: 0.4, 9: 0.3})
+    with pytest.warns(UserWarning, match="rescue_by_model needs a MobsterSampler"):
+        assert run_trial(study, {1: 0.9})

@@ -104,3 +104,15 @@ def test_rung_table_brackets_start_at_higher_rungs():
     late = next(t for t, b in table.bracket_of.items() if b == 2)
     assert table.trial_levels(late) == [9, 27]
     assert table.on_result(late, 1, 0.9) == "continue"  # rung 1 is not in its bracket
+
+
+def test_model_rescues_a_trial_only_when_its_prediction_ranks_in_the_top_share():
+    at_rung = ["a", "b", "c", "d", "e", "f"]
+    predicted = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6, "e": 0.5, "f": 0.1}
+    assert rungs.rescued_by_model("f", at_rung, predicted, 3)  # predicted best at r_max
+    assert not rungs.rescued_by_model("a", at_rung, predicted, 3)  # predicted worst
+    # Only trials with a prediction count: among b and f, b is not in the top third.
+    assert not rungs.rescued_by_model("b", ["b", "f"], predicted, 3)
+    assert rungs.rescued_by_model("b", ["a", "b"], predicted, 3)
+    assert not rungs.rescued_by_model("f", at_rung, None, 3)  # no model yet
+    assert not rungs.rescued_by_model("g", at_rung, predicted, 3)  # no prediction for it

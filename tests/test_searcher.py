@@ -202,3 +202,23 @@ def test_is_among_judges_like_the_known_configurations():
     assert not searcher.is_among(config, [{**config, "x": 0.5 + 2 * RESOLUTION}, {**config, "c": "a"}])
     assert not searcher.is_among(config, [{"x": 0.5}])  # outside the space: never matched
     assert not searcher.is_among(config, [])
+
+
+def late_bloomer(x: float, r: int, r_max: int = 9) -> float:
+    """Large x starts worst and ends best: the learning curves cross."""
+    return x * (1 - r / r_max) + (1 - x) * r / r_max
+
+
+def test_final_means_rank_configurations_by_their_modelled_full_resource_value():
+    space = SearchSpace({"x": Float(0.0, 1.0)})
+    searcher = ModelBasedSearcher(space, max_resource=9, levels=[1, 3, 9], num_initial_random=4, seed=0)
+    xs = np.linspace(0.05, 0.85, 9)
+    records = [TrialRecord({"x": float(x)}, {r: late_bloomer(x, r) for r in (1, 3, 9)}) for x in xs]
+    assert searcher.final_means(records[:3]) is None  # still in the random start
+    # A new trial with one early result, the worst so far: the model expects it to finish
+    # better than every configuration but its nearest neighbour (x = 0.85).
+    records.append(TrialRecord({"x": 0.95}, {1: late_bloomer(0.95, 1)}))
+    means = searcher.final_means(records)
+    assert means is not None and means.shape == (len(records),)
+    assert means[-1] < means[:-2].min()
+    assert means[0] > means[-2]  # x = 0.05 finishes worse than x = 0.85

@@ -199,3 +199,39 @@ def test_nan_metrics_and_errors_fail_trials_not_the_experiment(tmp_path) -> None
     nan_warnings = [str(w.message) for w in caught if nan_trial in str(w.message)]
     assert len([m for m in nan_warnings if m.startswith("MobsterScheduler")]) == 1
     assert len([m for m in nan_warnings if m.startswith("MobsterSearcher")]) == 1
+
+
+def late_bloomer(config: dict) -> None:
+    """Crossing learning curves: a large ``x`` starts worst and finishes best."""
+    for r in range(1, 10):
+        tune.report({"loss": config["x"] * (1 - r / 9) + (1 - config["x"]) * r / 9})
+
+
+def test_rescue_by_model_sends_on_late_bloomers_the_rule_would_stop(tmp_path) -> None:
+    scheduler = MobsterScheduler(metric="loss", mode="min", max_t=9, grace_period=1, rescue_by_model=True)
+    searcher = MobsterSearcher(metric="loss", mode="min", seed=0, num_initial_random=4)
+    results = _run(
+        late_bloomer,
+        {"x": tune.uniform(0.0, 1.0)},
+        scheduler,
+        tmp_path,
+        search_alg=searcher,
+        num_samples=20,
+        max_concurrent_trials=1,  # one trial at a time: the same decisions on every run
+    )
+    assert not results.errors
+    assert "num_rescued=" in scheduler.debug_string()
+    rescued = int(scheduler.debug_string().split("num_rescued=")[1].split(";")[0])
+    assert rescued > 0  # stopped by the rule at a rung, sent on by the model
+
+
+def test_rescue_by_model_needs_the_stopping_rule() -> None:
+    with pytest.raises(ValueError, match="rescue_by_model applies to type='stopping'"):
+        MobsterScheduler(metric="loss", mode="min", type="promotion", rescue_by_model=True)
+
+
+def test_rescue_by_model_without_a_mobster_searcher_warns_and_stops(tmp_path) -> None:
+    scheduler = MobsterScheduler(metric="loss", mode="min", max_t=9, grace_period=1, rescue_by_model=True)
+    with pytest.warns(UserWarning, match="rescue_by_model needs a MobsterSearcher"):
+        results = _run(constant_loss, {"v": tune.grid_search([0.1, 0.5, 0.9])}, scheduler, tmp_path, max_concurrent_trials=1)
+    assert _final_iterations(results) == {0.1: 9, 0.5: 1, 0.9: 1}

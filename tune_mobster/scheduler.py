@@ -19,7 +19,7 @@ from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers import TrialScheduler
 
 from mobster.rung_table import RungTable
-from mobster.rungs import rung_levels
+from mobster.rungs import rescued_by_model, rung_levels
 from tune_mobster.promotion import MissingCheckpointError, final_promotion
 from tune_mobster.searcher import MobsterSearcher, find_mobster_searcher
 
@@ -63,6 +63,10 @@ class MobsterScheduler(TrialScheduler):
         brackets: Number of Hyperband brackets to sample from.
         type: ``"stopping"`` or ``"promotion"``.
         seed: Seed of the bracket sampler.
+        rescue_by_model: With ``type="stopping"`` and a :class:`tune_mobster.MobsterSearcher`,
+            a trial the rule would stop goes on when the searcher's GP predicts its value at
+            ``max_t`` in the top ``1/reduction_factor`` of the trials at that rung (learning
+            curves cross: some configurations start slowly and finish best).
     """
 
     def __init__(
@@ -76,9 +80,12 @@ class MobsterScheduler(TrialScheduler):
         brackets: int = 1,
         type: Literal["stopping", "promotion"] = "stopping",  # noqa: A002 (the issue's name)
         seed: int | None = None,
+        rescue_by_model: bool = False,
     ) -> None:
         if type not in ("stopping", "promotion"):
             raise ValueError(f"type must be 'stopping' or 'promotion', got {type!r}")
+        if rescue_by_model and type != "stopping":
+            raise ValueError("rescue_by_model applies to type='stopping' (promotion resumes the best trials anyway)")
         if mode is not None and mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if brackets < 1:
@@ -99,6 +106,9 @@ class MobsterScheduler(TrialScheduler):
         self._nan_warned: set[str] = set()
         self._num_stopped = 0
         self._num_paused = 0
+        self._rescue_by_model = rescue_by_model
+        self._num_rescued = 0
+        self._rescue_warned = False
         self._searcher: MobsterSearcher | None = None
         self._fatal: MissingCheckpointError | None = None  # raised at the next step
 
@@ -151,7 +161,11 @@ class MobsterScheduler(TrialScheduler):
             return TrialScheduler.STOP
         if self._metric not in result:
             return TrialScheduler.STOP if resource >= self._levels[-1] else TrialScheduler.CONTINUE
-        decision = self._table.on_result(trial_id, resource, self._minimised(trial_id, result))
+        value = self._minimised(trial_id, result)
+        decision = self._table.on_result(trial_id, resource, value)
+        if decision == "stop" and self._rescue_by_model and math.isfinite(value) and self._rescued(trial_id, result):
+            self._num_rescued += 1
+            return TrialScheduler.CONTINUE
         if decision == "pause":
             return self._pause_or_continue(tune_controller, trial_id, resource)
         if decision in ("stop", "complete"):
@@ -199,7 +213,8 @@ class MobsterScheduler(TrialScheduler):
         kind = "promotion" if self._promotion else "stopping"
         rungs = " | ".join(f"{level}: {len(self._table.values[level])}" for level in self._levels)
         return (
-            f"Using MOBSTER {kind} scheduler: num_stopped={self._num_stopped}, num_paused={self._num_paused}; "
+            f"Using MOBSTER {kind} scheduler: num_stopped={self._num_stopped}, num_paused={self._num_paused}, "
+            f"num_rescued={self._num_rescued}; "
             f"values per rung {rungs}"
         )
 
@@ -218,6 +233,18 @@ class MobsterScheduler(TrialScheduler):
                 self._check_same_objective(self._searcher)
                 self._searcher.adopt_schedule(self._time_attr, self._levels, self._table.reduction_factor)
         return self._searcher
+
+    def _rescued(self, trial_id: str, result: dict) -> bool:
+        """Whether the searcher's model sends on a trial the rule has just stopped at a rung."""
+        if self._searcher is None:
+            if not self._rescue_warned:
+                self._rescue_warned = True
+                warnings.warn("MobsterScheduler: rescue_by_model needs a MobsterSearcher; the plain rule decides", stacklevel=3)
+            return False
+        level = self._table.recorded_level(trial_id)
+        rung_trials = self._table.values[level] if level is not None else {}
+        predicted = self._searcher.predicted_final(trial_id, result)
+        return rescued_by_model(trial_id, rung_trials, predicted, self._table.reduction_factor)
 
     def _check_same_objective(self, searcher: MobsterSearcher) -> None:
         """Searcher and scheduler must optimise one metric in one direction."""

@@ -259,6 +259,21 @@ class MobsterSearcher(Searcher):
         trial = self._trials.get(trial_id)
         return dict(trial.results) if trial else {}
 
+    def predicted_final(self, trial_id: str, result: Mapping[str, Any]) -> dict[str, float] | None:
+        """Trial id -> the GP's posterior mean at ``max_t`` (minimised, model units: only the order
+        means something) for every trial with results, after recording ``result`` of ``trial_id``
+        (the scheduler decides on a result before the searcher is told of it). ``None`` while the
+        model is not used (see :meth:`mobster.searcher.ModelBasedSearcher.final_means`).
+        """
+        trial = self._trials.get(trial_id)
+        if trial is None or self._space is None:
+            return None
+        self._record(trial_id, trial, result)  # idempotent: on_trial_result records it again
+        ids = [i for i, t in self._trials.items() if t.results]
+        records = [TrialRecord(config=self._trials[i].config, results=dict(self._trials[i].results)) for i in ids]
+        means = self._core_searcher().final_means(records)
+        return None if means is None else dict(zip(ids, means.tolist()))
+
     @property
     def rung_levels(self) -> list[int]:
         """The rung levels results are modelled at (and pending trials fantasized at)."""
