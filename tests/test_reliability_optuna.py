@@ -217,6 +217,9 @@ def test_killed_sqlite_study_resumes_from_storage(tmp_path):
     done_before = {t.number: _snapshot(t) for t in before if t.state != TrialState.RUNNING}
     assert len(done_before) == 4
 
+    # Optuna fails a stale trial only once its heartbeat is older than the grace period (2 s in
+    # the worker): a restart that finished the budget sooner would leave it RUNNING.
+    time.sleep(3)
     resumed = subprocess.run([*command, "--step-sleep", "0.01"], cwd=TESTS, capture_output=True, text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "Traceback" not in resumed.stdout + resumed.stderr
