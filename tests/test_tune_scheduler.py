@@ -233,5 +233,18 @@ def test_rescue_by_model_needs_the_stopping_rule() -> None:
 def test_rescue_by_model_without_a_mobster_searcher_warns_and_stops(tmp_path) -> None:
     scheduler = MobsterScheduler(metric="loss", mode="min", max_t=9, grace_period=1, rescue_by_model=True)
     with pytest.warns(UserWarning, match="rescue_by_model needs a MobsterSearcher"):
-        results = _run(constant_loss, {"v": tune.grid_search([0.1, 0.5, 0.9])}, scheduler, tmp_path, max_concurrent_trials=1)
+        space = {"v": tune.grid_search([0.1, 0.5, 0.9])}
+        results = _run(constant_loss, space, scheduler, tmp_path, max_concurrent_trials=1)
     assert _final_iterations(results) == {0.1: 9, 0.5: 1, 0.9: 1}
+
+
+def test_a_scheduler_saved_before_the_rescue_existed_restores_with_it_off() -> None:
+    import pickle
+
+    state = MobsterScheduler(metric="loss", mode="min").__getstate__()
+    for key in ("_rescue_by_model", "_num_rescued", "_rescue_warned"):
+        del state[key]
+    old = MobsterScheduler.__new__(MobsterScheduler)
+    old.__dict__.update(state)  # what unpickling an earlier version's scheduler gives
+    restored = pickle.loads(pickle.dumps(old))
+    assert "num_rescued=0" in restored.debug_string()

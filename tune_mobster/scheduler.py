@@ -223,6 +223,11 @@ class MobsterScheduler(TrialScheduler):
         state["_searcher"] = None  # re-linked through the controller after unpickling
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A scheduler saved before the rescue existed restores with it off.
+        state = {"_rescue_by_model": False, "_num_rescued": 0, "_rescue_warned": False, **state}
+        self.__dict__.update(state)
+
     # ----- internals ----------------------------------------------------------------------
 
     def _link(self, tune_controller: TuneController) -> MobsterSearcher | None:
@@ -239,7 +244,8 @@ class MobsterScheduler(TrialScheduler):
         if self._searcher is None:
             if not self._rescue_warned:
                 self._rescue_warned = True
-                warnings.warn("MobsterScheduler: rescue_by_model needs a MobsterSearcher; the plain rule decides", stacklevel=3)
+                message = "MobsterScheduler: rescue_by_model needs a MobsterSearcher; the plain rule decides"
+                warnings.warn(message, stacklevel=3)
             return False
         level = self._table.recorded_level(trial_id)
         rung_trials = self._table.values[level] if level is not None else {}
