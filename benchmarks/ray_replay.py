@@ -1,9 +1,10 @@
-"""Side by side in real Ray Tune, in compressed time: MOBSTER (stopping, promotion) against
+"""Side by side in real Ray Tune, in compressed time: MOBSTER (stopping, promotion, stopping + rescue) against
 ``ASHAScheduler`` (random search) and ``TuneBOHB`` + ``HyperBandForBOHB``, on the tables.
 
     python -m benchmarks.ray_replay                                    # mlp_digits, 3 seeds
     python -m benchmarks.ray_replay --table hgb_breast_cancer --seeds 0 1 2 3
     python -m benchmarks.ray_replay --methods mobster-stopping asha --out /tmp/ray_replay
+    python -m benchmarks.ray_replay --methods mobster-rescue --merge --out benchmarks/results/ray
 
 Each trial is a real Ray Tune trial whose trainable replays, epoch by epoch, the tabulated
 validation error of the table configuration its suggestion snaps to (``benchmarks/tables.py``),
@@ -56,7 +57,7 @@ from tune_mobster import MobsterScheduler, MobsterSearcher
 
 METRIC = "error"
 REDUCTION_FACTOR = 3
-METHODS = ("mobster-stopping", "mobster-promotion", "asha", "bohb")
+METHODS = ("mobster-stopping", "mobster-promotion", "mobster-rescue", "asha", "bohb")
 #: Simulated seconds per wall-clock second.
 DEFAULT_COMPRESSION = 50.0
 DEFAULT_WORKERS = 4
@@ -149,11 +150,12 @@ class Run:
 
 def _searcher_and_scheduler(method: str, seed: int, max_t: int) -> tuple[Any, Any]:
     if method.startswith("mobster"):
-        scheduler_type = method.split("-", 1)[1]
+        rescue = method == "mobster-rescue"  # stopping, and the model rescues late bloomers
+        scheduler_type = "stopping" if rescue else method.split("-", 1)[1]
         # In the background, the GP's fit does not hold up Ray's event loop (and the sleeping
         # trials with it); the Ray plugin's documented mode for short trials.
         return MobsterSearcher(seed=seed, background=True), MobsterScheduler(
-            max_t=max_t, reduction_factor=REDUCTION_FACTOR, type=scheduler_type, seed=seed
+            max_t=max_t, reduction_factor=REDUCTION_FACTOR, type=scheduler_type, seed=seed, rescue_by_model=rescue
         )
     if method == "asha":
         return BasicVariantGenerator(random_state=seed), ASHAScheduler(
@@ -319,8 +321,6 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[..., Run] = run_one
     table = load_table(args.table)
     methods = [m for m in args.methods if m != "bohb" or bohb_available()]
     notes = [] if methods == list(args.methods) else ["TuneBOHB skipped: pip install hpbandster ConfigSpace"]
-    if "asha" not in methods:
-        notes.append("no ASHA runs: the target is undefined")
     # Trials sleep, so they need no real core each: one logical CPU per worker, plus the driver.
     ray.init(num_cpus=args.workers, include_dashboard=False, ignore_reinit_error=True)
     runs: list[Run] = stored_runs(args.out / f"runs_{table.name}.json", keep=lambda m: m not in methods) if args.merge else []
@@ -331,6 +331,8 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[..., Run] = run_one
                 last = runs[-1]
                 print(f"{method} seed {seed}: incumbent {last.final_incumbent:.4f}, {last.trials} trials, "
                       f"{last.epochs} epochs, {last.wall_seconds:.0f} s", flush=True)  # fmt: skip
+    if not any(r.method == "asha" for r in runs):  # stored ones count (--merge)
+        notes.append("no ASHA runs: the target is undefined")
     text, figures = summarise(table, runs)
     text = "\n".join([text, *notes])
     print(text)

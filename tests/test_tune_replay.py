@@ -100,3 +100,21 @@ def test_a_short_side_by_side_run(tmp_path) -> None:
     )
     assert set(figures["methods"]) == {"mobster-stopping", "asha"}
     assert (tmp_path / "summary_mlp_digits.md").exists()
+
+
+def test_rerunning_one_method_with_merge_keeps_the_stored_asha_target(tmp_path) -> None:
+    import ray
+
+    stored = [Run("asha", 0, 0.03, [(1000.0, 0.05), (2000.0, 0.03)], 30, 5, 1.0)]
+    (tmp_path / "runs_mlp_digits.json").write_text(json.dumps([asdict(r) for r in stored]))
+
+    def fake_run(table, method, seed, compression, workers, storage) -> Run:  # no Ray trials
+        return Run(method, seed, 0.02, [(500.0, 0.02)], 10, 3, 1.0)
+
+    try:
+        main(["--methods", "mobster-rescue", "--seeds", "0", "--merge", "--out", str(tmp_path)], run=fake_run)
+    finally:
+        ray.shutdown()
+    summary = (tmp_path / "summary_mlp_digits.md").read_text()
+    assert "| mobster-rescue |" in summary and "| asha |" in summary
+    assert "no ASHA runs" not in summary  # the stored ASHA runs define the target
