@@ -97,9 +97,9 @@ METHODS: dict[str, Method] = {
 
 #: Ablations: MOBSTER (ours) with one of its departures from the reference undone at a time, with
 #: all of them undone (the reference's choices in this implementation), and with one of the
-#: options that are off by default switched on (Hyperband brackets, the model's rescue). Those that pin ``random_fraction=0`` were measured before the random share became
-#: the default, so they undo one choice of ours without it: compare them with "ours, no random
-#: share".
+#: options that are off by default switched on (Hyperband brackets, the model's rescue). Those
+#: that pin ``random_fraction=0`` were measured before the random share became the default, so
+#: they undo one choice of ours without it: compare them with "ours, no random share".
 _NO_RANDOM = {"random_fraction": 0.0}
 ABLATIONS: dict[str, Method] = {
     m.name: m

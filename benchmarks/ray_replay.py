@@ -1,5 +1,6 @@
-"""Side by side in real Ray Tune, in compressed time: MOBSTER (stopping, promotion, stopping + rescue) against
-``ASHAScheduler`` (random search) and ``TuneBOHB`` + ``HyperBandForBOHB``, on the tables.
+"""Side by side in real Ray Tune, in compressed time: MOBSTER (stopping, promotion, stopping with
+the model's rescue) against ``ASHAScheduler`` (random search) and ``TuneBOHB`` +
+``HyperBandForBOHB``, on the tables.
 
     python -m benchmarks.ray_replay                                    # mlp_digits, 3 seeds
     python -m benchmarks.ray_replay --table hgb_breast_cancer --seeds 0 1 2 3

@@ -237,14 +237,8 @@ class ModelBasedSearcher:
                 return None
 
     def _final_means(self, trials: Sequence[TrialRecord], observations: list[Observation]) -> np.ndarray:
-        total = len(observations)
-        observations = subsample(observations, self.max_observations, self._rng)
+        model, _, _ = self._fit_observations(trials, observations)
         units = np.stack([self.space.to_unit(t.config) for t in trials])
-        train_x = self._model_inputs(units[[o.trial for o in observations]], [o.resource for o in observations])
-        values = np.array([o.value for o in observations])
-        transform = TargetTransform.fit(values, warp=self.warp_outputs)
-        train_y = torch.tensor(transform(values), **self.tensor_kwargs)
-        model = self._fit(train_x, train_y.unsqueeze(-1), total)
         with torch.no_grad():
             mean = model.posterior(self._model_inputs(units, [self.max_resource] * len(trials))).mean
         return mean.squeeze(-1).cpu().numpy()
@@ -322,16 +316,9 @@ class ModelBasedSearcher:
     def _model_based_unit(
         self, trials: Sequence[TrialRecord], observations: list[Observation], excluded: KnownConfigurations
     ) -> np.ndarray:
-        total = len(observations)
         r_acq = acquisition_resource(observations)
         bars = self._rung_bars(observations)
-        observations = subsample(observations, self.max_observations, self._rng)
-        units = {o.trial: self.space.to_unit(trials[o.trial].config) for o in observations}
-        train_x = self._model_inputs(np.stack([units[o.trial] for o in observations]), [o.resource for o in observations])
-        values = np.array([o.value for o in observations])
-        transform = TargetTransform.fit(values, warp=self.warp_outputs)
-        train_y = torch.tensor(transform(values), **self.tensor_kwargs)
-        model = self._fit(train_x, train_y.unsqueeze(-1), total)
+        model, transform, units = self._fit_observations(trials, observations)
         noise = float(model.likelihood.noise.detach().mean())
 
         pending = [t for t in trials if t.pending_at is not None and self._in_space(t.config)]
@@ -368,6 +355,20 @@ class ModelBasedSearcher:
             self.tensor_kwargs,
             anchors,
         )
+
+    def _fit_observations(
+        self, trials: Sequence[TrialRecord], observations: list[Observation]
+    ) -> tuple[SingleTaskGP, TargetTransform, dict[int, np.ndarray]]:
+        """The GP fitted to the observations (subsampled beyond the data cap), the transform of
+        its targets, and the search coordinates of every trial it saw (by record index)."""
+        total = len(observations)
+        observations = subsample(observations, self.max_observations, self._rng)
+        units = {o.trial: self.space.to_unit(trials[o.trial].config) for o in observations}
+        train_x = self._model_inputs(np.stack([units[o.trial] for o in observations]), [o.resource for o in observations])
+        values = np.array([o.value for o in observations])
+        transform = TargetTransform.fit(values, warp=self.warp_outputs)
+        train_y = torch.tensor(transform(values), **self.tensor_kwargs)
+        return self._fit(train_x, train_y.unsqueeze(-1), total), transform, units
 
     def _rung_bars(self, observations: list[Observation]) -> dict[int, float]:
         """Rung level -> the value a new trial must reach there to go on (rungs with data only)."""

@@ -269,10 +269,9 @@ class MobsterSearcher(Searcher):
         if trial is None or self._space is None:
             return None
         self._record(trial_id, trial, result)  # idempotent: on_trial_result records it again
-        ids = [i for i, t in self._trials.items() if t.results]
-        records = [TrialRecord(config=self._trials[i].config, results=dict(self._trials[i].results)) for i in ids]
-        means = self._core_searcher().final_means(records)
-        return None if means is None else dict(zip(ids, means.tolist()))
+        with_results = [(i, record) for i, record in zip(self._trials, self._records()) if record.results]
+        means = self._core_searcher().final_means([record for _, record in with_results])
+        return None if means is None else {i: float(mean) for (i, _), mean in zip(with_results, means)}
 
     @property
     def rung_levels(self) -> list[int]:
