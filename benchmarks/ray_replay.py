@@ -1,5 +1,6 @@
-"""Side by side in real Ray Tune, in compressed time: MOBSTER (stopping, promotion, stopping with
-the model's rescue) against ``ASHAScheduler`` (random search) and ``TuneBOHB`` +
+"""Side by side in real Ray Tune, in compressed time: MOBSTER (``mobster-stopping``: the stopping
+rule alone; ``mobster-promotion``; ``mobster-rescue``: the stopping rule with the model's rescue,
+the scheduler's default) against ``ASHAScheduler`` (random search) and ``TuneBOHB`` +
 ``HyperBandForBOHB``, on the tables.
 
     python -m benchmarks.ray_replay                                    # mlp_digits, 3 seeds
@@ -151,7 +152,8 @@ class Run:
 
 def _searcher_and_scheduler(method: str, seed: int, max_t: int) -> tuple[Any, Any]:
     if method.startswith("mobster"):
-        rescue = method == "mobster-rescue"  # stopping, and the model rescues late bloomers
+        # Stopping with the model's rescue (the default), stopping alone, or promotion.
+        rescue = method == "mobster-rescue"
         scheduler_type = "stopping" if rescue else method.split("-", 1)[1]
         # In the background, the GP's fit does not hold up Ray's event loop (and the sleeping
         # trials with it); the Ray plugin's documented mode for short trials.

@@ -47,11 +47,14 @@ class MobsterPruner(BasePruner):
         reduction_factor: ``eta``; a ``1/eta`` share of trials continues at every rung.
         brackets: Number of Hyperband brackets; ``1`` (default, best for MOBSTER in the paper) is
             plain asynchronous successive halving.
-        rescue_by_model: With a :class:`~optuna_mobster.MobsterSampler`, a trial the rule would
-            prune goes on when the sampler's GP predicts its value at the full resource in the
-            top ``1/eta`` of the trials at that rung (learning curves cross: some configurations
-            start slowly and finish best). Costs one GP conditioning per such decision. See the
-            benchmark README for what it gains.
+        rescue_by_model: Whether a trial the rule would prune goes on when the sampler's GP
+            predicts its value at the full resource in the top ``1/eta`` of the trials at that
+            rung (learning curves cross: some configurations start slowly and finish best).
+            ``None`` (default): on when the study's sampler is a
+            :class:`~optuna_mobster.MobsterSampler`, else the plain rule decides (ASHA with any
+            other sampler). ``True`` warns once when there is no such sampler; ``False`` is plain
+            asynchronous successive halving. Costs one GP conditioning per such decision; the
+            benchmark README shows what it gains.
     """
 
     def __init__(
@@ -60,7 +63,7 @@ class MobsterPruner(BasePruner):
         max_resource: int | Literal["auto"] = "auto",
         reduction_factor: float = 3,
         brackets: int = 1,
-        rescue_by_model: bool = False,
+        rescue_by_model: bool | None = None,
     ) -> None:
         if max_resource != "auto":
             rung_rules.validate_resources(min_resource, max_resource, reduction_factor)  # type: ignore[arg-type]
@@ -131,13 +134,13 @@ class MobsterPruner(BasePruner):
                 recorded[other.number] = sign * other.intermediate_values[at]
         if not rung_rules.should_stop(sign * value, list(recorded.values()), self.reduction_factor):
             return False
-        return not (self.rescue_by_model and self._rescued(study, trial, recorded))
+        return not (self.rescue_by_model is not False and self._rescued(study, trial, recorded))
 
     def _rescued(self, study: Study, trial: FrozenTrial, recorded: dict[int, float]) -> bool:
         from optuna_mobster.sampler import MobsterSampler  # the sampler imports this module
 
         if not isinstance(study.sampler, MobsterSampler):
-            if not self._warned_rescue:
+            if self.rescue_by_model and not self._warned_rescue:  # asked for explicitly
                 self._warned_rescue = True
                 warnings.warn("MobsterPruner: rescue_by_model needs a MobsterSampler; the plain rule decides", stacklevel=4)
             return False

@@ -1,6 +1,7 @@
 """MobsterPruner: the rung rule recomputed from storage, brackets, and consistency across studies."""
 
 import math
+import warnings
 
 import optuna
 import pytest
@@ -90,7 +91,7 @@ def test_invalid_arguments_are_named(kwargs, message):
         MobsterPruner(**kwargs)
 
 
-def _late_bloomer_study(rescue: bool) -> optuna.Study:
+def _late_bloomer_study(rescue: bool | None) -> optuna.Study:
     """Nine finished trials whose curves cross (large x: worst at step 1, best at step 9)."""
     from optuna.distributions import FloatDistribution
     from optuna.trial import create_trial
@@ -113,14 +114,22 @@ def _late_bloomer_study(rescue: bool) -> optuna.Study:
     return study
 
 
-@pytest.mark.parametrize("rescue", [False, True])
+@pytest.mark.parametrize("rescue", [False, True, None])  # None: the default, on with a MobsterSampler
 def test_rescue_by_model_keeps_a_trial_the_model_expects_to_finish_best(rescue):
     study = _late_bloomer_study(rescue)
     study.enqueue_trial({"x": 0.95})
     trial = study.ask()
     x = trial.suggest_float("x", 0.0, 1.0)
     trial.report(x * (1 - 1 / 9) + (1 - x) / 9, 1)  # the worst value at rung 1 so far
-    assert trial.should_prune() is not rescue
+    assert trial.should_prune() is (rescue is False)
+
+
+def test_default_pruner_with_another_sampler_is_plain_asha_without_a_warning():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), pruner=MobsterPruner(max_resource=9))
+    assert not run_trial(study, {1: 0.5, 3: 0.4, 9: 0.3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "needs a MobsterSampler" warning: nobody asked for it
+        assert run_trial(study, {1: 0.9})
 
 
 def test_rescue_by_model_without_a_mobster_sampler_warns_and_prunes():

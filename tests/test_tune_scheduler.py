@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 
 import pytest
 from ray import tune
@@ -207,8 +208,9 @@ def late_bloomer(config: dict) -> None:
         tune.report({"loss": config["x"] * (1 - r / 9) + (1 - config["x"]) * r / 9})
 
 
-def test_rescue_by_model_sends_on_late_bloomers_the_rule_would_stop(tmp_path) -> None:
-    scheduler = MobsterScheduler(metric="loss", mode="min", max_t=9, grace_period=1, rescue_by_model=True)
+@pytest.mark.parametrize("rescue", [None, False])  # None: the default, on with a MobsterSearcher
+def test_rescue_by_model_sends_on_late_bloomers_the_rule_would_stop(tmp_path, rescue) -> None:
+    scheduler = MobsterScheduler(metric="loss", mode="min", max_t=9, grace_period=1, rescue_by_model=rescue)
     searcher = MobsterSearcher(metric="loss", mode="min", seed=0, num_initial_random=4)
     results = _run(
         late_bloomer,
@@ -222,12 +224,27 @@ def test_rescue_by_model_sends_on_late_bloomers_the_rule_would_stop(tmp_path) ->
     assert not results.errors
     assert "num_rescued=" in scheduler.debug_string()
     rescued = int(scheduler.debug_string().split("num_rescued=")[1].split(";")[0])
-    assert rescued > 0  # stopped by the rule at a rung, sent on by the model
+    if rescue is False:
+        assert rescued == 0
+    else:
+        assert rescued > 0  # stopped by the rule at a rung, sent on by the model
 
 
 def test_rescue_by_model_needs_the_stopping_rule() -> None:
     with pytest.raises(ValueError, match="rescue_by_model applies to type='stopping'"):
         MobsterScheduler(metric="loss", mode="min", type="promotion", rescue_by_model=True)
+
+
+def test_default_scheduler_without_a_mobster_searcher_is_plain_asha_without_a_warning(tmp_path) -> None:
+    scheduler = MobsterScheduler(metric="loss", mode="min", max_t=9, grace_period=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        space = {"v": tune.grid_search([0.1, 0.5, 0.9])}
+        results = _run(constant_loss, space, scheduler, tmp_path, max_concurrent_trials=1)
+    assert not [w for w in caught if "rescue_by_model" in str(w.message)]
+    assert _final_iterations(results) == {0.1: 9, 0.5: 1, 0.9: 1}
+    # With promotion the default is off too: it does not raise as an explicit True does.
+    assert "promotion" in MobsterScheduler(metric="loss", mode="min", type="promotion").debug_string()
 
 
 def test_rescue_by_model_without_a_mobster_searcher_warns_and_stops(tmp_path) -> None:

@@ -63,10 +63,14 @@ class MobsterScheduler(TrialScheduler):
         brackets: Number of Hyperband brackets to sample from.
         type: ``"stopping"`` or ``"promotion"``.
         seed: Seed of the bracket sampler.
-        rescue_by_model: With ``type="stopping"`` and a :class:`tune_mobster.MobsterSearcher`,
-            a trial the rule would stop goes on when the searcher's GP predicts its value at
-            ``max_t`` in the top ``1/reduction_factor`` of the trials at that rung (learning
-            curves cross: some configurations start slowly and finish best).
+        rescue_by_model: Whether, with ``type="stopping"``, a trial the rule would stop goes on
+            when the searcher's GP predicts its value at ``max_t`` in the top
+            ``1/reduction_factor`` of the trials at that rung (learning curves cross: some
+            configurations start slowly and finish best). ``None`` (default): on with a
+            :class:`tune_mobster.MobsterSearcher` and the stopping rule, else the plain rule
+            decides. ``True`` warns once without such a searcher and raises with
+            ``type="promotion"`` (promotion resumes the best trials anyway); ``False`` is plain
+            asynchronous successive halving.
     """
 
     def __init__(
@@ -80,7 +84,7 @@ class MobsterScheduler(TrialScheduler):
         brackets: int = 1,
         type: Literal["stopping", "promotion"] = "stopping",  # noqa: A002 (the issue's name)
         seed: int | None = None,
-        rescue_by_model: bool = False,
+        rescue_by_model: bool | None = None,
     ) -> None:
         if type not in ("stopping", "promotion"):
             raise ValueError(f"type must be 'stopping' or 'promotion', got {type!r}")
@@ -106,7 +110,8 @@ class MobsterScheduler(TrialScheduler):
         self._nan_warned: set[str] = set()
         self._num_stopped = 0
         self._num_paused = 0
-        self._rescue_by_model = rescue_by_model
+        # None: on when a MobsterSearcher is linked (only the stopping rule stops at rungs).
+        self._rescue_by_model = rescue_by_model if type == "stopping" else False
         self._num_rescued = 0
         self._rescue_warned = False
         self._searcher: MobsterSearcher | None = None
@@ -163,7 +168,7 @@ class MobsterScheduler(TrialScheduler):
             return TrialScheduler.STOP if resource >= self._levels[-1] else TrialScheduler.CONTINUE
         value = self._minimised(trial_id, result)
         decision = self._table.on_result(trial_id, resource, value)
-        if decision == "stop" and self._rescue_by_model and math.isfinite(value) and self._rescued(trial_id, result):
+        if decision == "stop" and self._rescue_by_model is not False and math.isfinite(value) and self._rescued(trial_id, result):
             self._num_rescued += 1
             return TrialScheduler.CONTINUE
         if decision == "pause":
@@ -242,7 +247,7 @@ class MobsterScheduler(TrialScheduler):
     def _rescued(self, trial_id: str, result: dict) -> bool:
         """Whether the searcher's model sends on a trial the rule has just stopped at a rung."""
         if self._searcher is None:
-            if not self._rescue_warned:
+            if self._rescue_by_model and not self._rescue_warned:  # asked for explicitly
                 self._rescue_warned = True
                 message = "MobsterScheduler: rescue_by_model needs a MobsterSearcher; the plain rule decides"
                 warnings.warn(message, stacklevel=3)
