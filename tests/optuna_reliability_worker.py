@@ -68,7 +68,8 @@ def work(args: argparse.Namespace) -> None:
         study_name=args.study,
         storage=storage,
         sampler=MobsterSampler(num_initial_random=4, num_fantasies=4, max_observations=60),
-        pruner=MobsterPruner(max_resource=MAX_STEP),
+        # --plain-rule: no rescue by the model, so storage can replay every decision exactly.
+        pruner=MobsterPruner(max_resource=MAX_STEP, rescue_by_model=False if args.plain_rule else None),
     )
     objective = make_objective(args.step_sleep, args.stall_after)
     if args.trials is not None:
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--heartbeat", action="store_true")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--stall-after", type=int)
+    parser.add_argument("--plain-rule", action="store_true", help="MobsterPruner(rescue_by_model=False)")
     args = parser.parse_args()
 
     torch.set_num_threads(1)

@@ -71,11 +71,14 @@ def audit_pruning(
     maximize: bool = False,
     trial_levels: Callable[[int], Sequence[int]] | None = None,
     skip: Container[int] = (),
+    rescues: bool = False,
 ) -> list[str]:
     """Decisions of COMPLETE and PRUNED trials that the rung rule cannot explain (empty: all fine).
 
     Trials report at most once per step and obey ``should_prune`` at once; trials in ``skip``
-    (that report out of order or ignore the pruner) are only used as the others' data.
+    (that report out of order or ignore the pruner) are only used as the others' data. With
+    ``rescues`` (the pruner's ``rescue_by_model`` with a ``MobsterSampler``) the model may send on
+    a trial the rule would stop, from a GP that storage cannot replay: only prunes are checked.
     """
     sign = -1.0 if maximize else 1.0
     problems: list[str] = []
@@ -106,6 +109,8 @@ def audit_pruning(
                     (sure if seen == "surely" else maybe).append(sign * other.intermediate_values[at])
             stopped = trial.state == TrialState.PRUNED and step == last
             pruned_at_rung = pruned_at_rung or stopped
+            if rescues and not stopped:
+                continue
             if not _possible(value, sure, maybe, reduction_factor, stop=stopped):
                 problems.append(
                     f"trial {trial.number} {'pruned' if stopped else 'continued'} at rung {level} (step {step}, "

@@ -167,9 +167,10 @@ def test_bad_trials_are_failed_or_skipped_named_once_and_ignored(monkeypatch, ca
         assert not {int(records[o.trial].name) for o in observations} & failed
     assert seen_fail_configs == fail_configs  # all of them block re-proposal
 
-    # Every pruning decision follows the rung rule over non-failed, finite values only.
+    # Every pruning decision follows the rung rule over non-failed, finite values only (the
+    # default rescue may send on trials the rule would stop: continues are the model's call).
     disobedient = {t.number for t in trials if FAULTS[t.number % len(FAULTS)] in ("backwards", "ignore_prune")}
-    assert audit_pruning(trials, LEVELS, 3, skip=disobedient) == []
+    assert audit_pruning(trials, LEVELS, 3, skip=disobedient, rescues=True) == []
     assert any(t.state == TrialState.PRUNED and t.number not in objective.bad_report for t in trials)
 
 
@@ -238,4 +239,4 @@ def test_killed_sqlite_study_resumes_from_storage(tmp_path):
     assert TrialState.RUNNING not in states
     assert len({tuple(sorted(t.params.items())) for t in after}) == len(after)
     # Both runs' pruning decisions follow the rung rule over the storage (the FAIL trial out).
-    assert audit_pruning(after, LEVELS, 3) == []
+    assert audit_pruning(after, LEVELS, 3, rescues=True) == []
