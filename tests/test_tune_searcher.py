@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import sys
+import threading
 import time
 
 import pytest
@@ -209,6 +210,34 @@ def test_background_suggestions_arrive_at_a_later_call() -> None:
         config = searcher.suggest(f"t{len(searcher._trials) + 3}")
     assert config is not None and config not in first
     assert pickle.loads(pickle.dumps(searcher))._future is None  # no thread state is pickled
+
+
+def test_rescue_predictions_do_not_wait_for_a_background_suggestion(monkeypatch) -> None:
+    from mobster.searcher import ModelBasedSearcher
+
+    release = threading.Event()
+    original = ModelBasedSearcher.suggest
+
+    def held_suggest(self, trials):  # a slow GP fit: holds the model until the test lets it go
+        with self._lock:
+            release.wait(60)
+        return original(self, trials)
+
+    searcher = MobsterSearcher("loss", "min", space=SPACE, seed=6, num_initial_random=2, background=True)
+    first = [searcher.suggest("t0"), searcher.suggest("t1")]  # random phase, on the driver
+    for name, config in zip(("t0", "t1"), first):
+        searcher.on_trial_result(name, {"training_iteration": 1, "loss": config["x"]})
+    monkeypatch.setattr(ModelBasedSearcher, "suggest", held_suggest)
+    assert searcher.suggest("t2") is None  # the background suggestion starts, and is held
+    started = time.monotonic()
+    assert searcher.predicted_final("t0", {"training_iteration": 3, "loss": 0.5}) is None
+    assert time.monotonic() - started < 5  # answered at once, not after the held fit
+    release.set()
+    deadline = time.monotonic() + 120
+    while not searcher._future.done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    means = searcher.predicted_final("t1", {"training_iteration": 3, "loss": 0.4})
+    assert means is not None and set(means) == {"t0", "t1"}  # the model answers once it is free
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a driver without CUDA")
