@@ -98,9 +98,10 @@ METHODS: dict[str, Method] = {
 
 #: Ablations: MOBSTER (ours) with one of its departures from the reference undone at a time, with
 #: all of them undone (the reference's choices in this implementation), and with Hyperband
-#: brackets (off by default). All but "ours" run without the model's rescue (it became the
-#: default after they were measured): compare them with "ours, no rescue". Those that pin
-#: ``random_fraction=0`` predate the random share too: compare them with "ours, no random share".
+#: brackets (off by default). All but "ours + 3 Hyperband brackets" run without the model's
+#: rescue (it became the default after they were measured): compare them with "ours, no rescue".
+#: Those that pin ``random_fraction=0`` predate the random share too: compare them with "ours, no
+#: random share".
 _NO_RANDOM = {"random_fraction": 0.0}
 ABLATIONS: dict[str, Method] = {
     m.name: m
@@ -110,6 +111,13 @@ ABLATIONS: dict[str, Method] = {
         # Not a reference default: Hyperband brackets start some trials past the first rungs,
         # where early results rank the configurations poorly (the paper found one bracket best).
         Method("mobster-3-brackets", "ours, 3 Hyperband brackets", "#c5b0d5", _mobster_with(brackets=3)),
+        # Both answers to early rungs that rank poorly at once: later first rungs, the model's rescue.
+        Method(
+            "mobster-3-brackets-rescue",
+            "ours + 3 Hyperband brackets",
+            "#9edae5",
+            _mobster_with(brackets=3, rescue_by_model=None),
+        ),
         Method(
             "mobster-sum-kernel", "ours, exp-decay-sum kernel", "#8c564b", _mobster_with(kernel="exp-decay-sum", **_NO_RANDOM)
         ),
