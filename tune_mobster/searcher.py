@@ -81,8 +81,10 @@ class MobsterSearcher(Searcher):
         background: Fit the GP and optimise the acquisition in a driver thread. Ray's event loop
             blocks while ``suggest`` runs, and a function trainable waits in ``tune.report``
             until the driver takes its result; in the background, running trials go on while the
-            next configuration is computed (on the history as it was when the computation began).
-            Results then depend on timing: keep ``False`` for reproducible seeded runs.
+            next configuration is computed (on the history as it was when the computation began),
+            and a :class:`tune_mobster.MobsterScheduler` stop decision made meanwhile is the plain
+            rule's, without the model's rescue. Results then depend on timing: keep ``False``
+            for reproducible seeded runs.
     """
 
     def __init__(
