@@ -7,6 +7,7 @@ the scheduler's default) against ``ASHAScheduler`` (random search) and ``TuneBOH
     python -m benchmarks.ray_replay --table hgb_breast_cancer --seeds 0 1 2 3
     python -m benchmarks.ray_replay --methods mobster-stopping asha --out /tmp/ray_replay
     python -m benchmarks.ray_replay --methods mobster-rescue --merge --out benchmarks/results/ray
+    python -m benchmarks.ray_replay --seeds 3 4 5 --merge --out benchmarks/results/ray   # add seeds
 
 Each trial is a real Ray Tune trial whose trainable replays, epoch by epoch, the tabulated
 validation error of the table configuration its suggestion snaps to (``benchmarks/tables.py``),
@@ -298,12 +299,12 @@ def plot(table: Table, runs: list[Run], budget: float, path: Path) -> None:
     plt.close(fig)
 
 
-def stored_runs(path: Path, keep: Callable[[str], bool]) -> list[Run]:
-    """The runs stored in ``path`` (a ``runs_TABLE.json``) whose method ``keep`` accepts."""
+def stored_runs(path: Path, keep: Callable[[Run], bool]) -> list[Run]:
+    """The runs stored in ``path`` (a ``runs_TABLE.json``) that ``keep`` accepts."""
     if not path.exists():
         return []
     runs = [Run(**{**r, "trace": [tuple(point) for point in r["trace"]]}) for r in json.loads(path.read_text())]
-    return [r for r in runs if keep(r.method)]
+    return [r for r in runs if keep(r)]
 
 
 def main(argv: Sequence[str] | None = None, *, run: Callable[..., Run] = run_one) -> dict[str, Any]:
@@ -316,7 +317,8 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[..., Run] = run_one
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     parser.add_argument("--out", type=Path, default=None, help="folder for runs.json, summary.md and the PNG")
     parser.add_argument("--merge", action="store_true",
-                        help="keep the runs stored under --out of the methods not run now (rerun one method)")
+                        help="keep the runs stored under --out but those (method, seed) run now "
+                             "(rerun one method, or add seeds)")
     args = parser.parse_args(argv)
     if args.merge and args.out is None:
         parser.error("--merge needs --out")
@@ -326,7 +328,9 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[..., Run] = run_one
     notes = [] if methods == list(args.methods) else ["TuneBOHB skipped: pip install hpbandster ConfigSpace"]
     # Trials sleep, so they need no real core each: one logical CPU per worker, plus the driver.
     ray.init(num_cpus=args.workers, include_dashboard=False, ignore_reinit_error=True)
-    runs: list[Run] = stored_runs(args.out / f"runs_{table.name}.json", keep=lambda m: m not in methods) if args.merge else []
+    planned = {(method, seed) for method in methods for seed in args.seeds}
+    stored = stored_runs(args.out / f"runs_{table.name}.json", keep=lambda r: (r.method, r.seed) not in planned)
+    runs: list[Run] = stored if args.merge else []
     with tempfile.TemporaryDirectory() as storage:
         for seed in args.seeds:  # seed-major, so that a cut-short run still compares methods
             for method in methods:

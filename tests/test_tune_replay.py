@@ -81,16 +81,16 @@ def test_summary_uses_ashas_median_as_the_target(tmp_path) -> None:
     assert (tmp_path / "regret.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_merge_keeps_the_stored_runs_of_other_methods(tmp_path) -> None:
+def test_stored_runs_come_back_as_recorded_filtered_by_keep(tmp_path) -> None:
     runs = [
         Run("asha", 0, 0.30, [(1000.0, 0.40), (2000.0, 0.30)], 30, 5, 1.0),
         Run("mobster-stopping", 0, 0.10, [(500.0, 0.25)], 30, 4, 2.0),
     ]
     path = tmp_path / "runs_toy.json"
     path.write_text(json.dumps([asdict(r) for r in runs]))
-    kept = stored_runs(path, keep=lambda method: method != "mobster-stopping")
+    kept = stored_runs(path, keep=lambda run: run.method != "mobster-stopping")
     assert kept == runs[:1]  # traces come back as tuples, as the stopper records them
-    assert stored_runs(tmp_path / "missing.json", keep=lambda method: True) == []
+    assert stored_runs(tmp_path / "missing.json", keep=lambda run: True) == []
 
 
 @pytest.mark.benchmark
@@ -118,3 +118,21 @@ def test_rerunning_one_method_with_merge_keeps_the_stored_asha_target(tmp_path) 
     summary = (tmp_path / "summary_mlp_digits.md").read_text()
     assert "| mobster-rescue |" in summary and "| asha |" in summary
     assert "no ASHA runs" not in summary  # the stored ASHA runs define the target
+
+
+def test_merge_adds_seeds_and_replaces_only_the_runs_made_again(tmp_path) -> None:
+    import ray
+
+    stored = [Run("asha", seed, 0.03, [(1000.0, 0.03)], 30, 5, 1.0) for seed in (0, 1)]
+    (tmp_path / "runs_mlp_digits.json").write_text(json.dumps([asdict(r) for r in stored]))
+
+    def fake_run(table, method, seed, compression, workers, storage) -> Run:  # no Ray trials
+        return Run(method, seed, 0.02, [(500.0, 0.02)], 10, 3, 1.0)
+
+    try:
+        main(["--methods", "asha", "--seeds", "1", "2", "--merge", "--out", str(tmp_path)], run=fake_run)
+    finally:
+        ray.shutdown()
+    runs = json.loads((tmp_path / "runs_mlp_digits.json").read_text())
+    by_seed = {r["seed"]: r["final_incumbent"] for r in runs}
+    assert len(runs) == 3 and by_seed == {0: 0.03, 1: 0.02, 2: 0.02}  # seed 0 kept, 1 replaced, 2 added
