@@ -328,9 +328,10 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[..., Run] = run_one
     notes = [] if methods == list(args.methods) else ["TuneBOHB skipped: pip install hpbandster ConfigSpace"]
     # Trials sleep, so they need no real core each: one logical CPU per worker, plus the driver.
     ray.init(num_cpus=args.workers, include_dashboard=False, ignore_reinit_error=True)
-    planned = {(method, seed) for method in methods for seed in args.seeds}
-    stored = stored_runs(args.out / f"runs_{table.name}.json", keep=lambda r: (r.method, r.seed) not in planned)
-    runs: list[Run] = stored if args.merge else []
+    runs: list[Run] = []
+    if args.merge:  # the stored runs, but those made again now
+        planned = {(method, seed) for method in methods for seed in args.seeds}
+        runs = stored_runs(args.out / f"runs_{table.name}.json", keep=lambda r: (r.method, r.seed) not in planned)
     with tempfile.TemporaryDirectory() as storage:
         for seed in args.seeds:  # seed-major, so that a cut-short run still compares methods
             for method in methods:
