@@ -17,6 +17,8 @@ from mobster import rungs as rung_rules
 if TYPE_CHECKING:
     from optuna.study import Study
 
+#: Trials whose values at a rung count for its bar (FAIL trials' values are not trusted).
+_RUNG_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 #: Stand-in for an unknown maximum resource while ``max_resource="auto"`` has no finished trial.
 _UNBOUNDED = 10**9
 
@@ -95,14 +97,20 @@ class MobsterPruner(BasePruner):
         top = self.known_max_resource(study)
         return rung_rules.rung_levels(self.min_resource, top or _UNBOUNDED, self.reduction_factor)
 
-    def bracket(self, study: Study, trial_number: int) -> int:
-        """The trial's bracket: a hash of study name and trial number, sampled by Hyperband's shares."""
+    def bracket(self, study: Study, trial_number: int, levels: Sequence[int] | None = None) -> int:
+        """The trial's bracket: a hash of study name and trial number, sampled by Hyperband's shares.
+
+        ``levels``: the study's :meth:`levels` when the caller has them (with
+        ``max_resource="auto"`` they cost a storage read).
+        """
         digest = zlib.crc32(f"{study.study_name}_{trial_number}".encode())
-        return rung_rules.sample_bracket(self.levels(study), self.brackets, digest / 2**32)
+        levels = self.levels(study) if levels is None else list(levels)
+        return rung_rules.sample_bracket(levels, self.brackets, digest / 2**32)
 
     def trial_levels(self, study: Study, trial_number: int) -> list[int]:
         """The rung levels of the trial's bracket."""
-        return self.levels(study)[self.bracket(study, trial_number):]
+        levels = self.levels(study)
+        return levels[self.bracket(study, trial_number, levels):]
 
     # ----- the decision --------------------------------------------------------------------
 
@@ -125,18 +133,21 @@ class MobsterPruner(BasePruner):
     def _stops(self, study: Study, trial: FrozenTrial, level: int, upper: float, value: float) -> bool:
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
         recorded = {trial.number: sign * value}
-        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-        for other in study.get_trials(deepcopy=False, states=states):
-            if other.number == trial.number:
+        # One storage read serves the rule and, when it stops the trial, the model's rescue.
+        trials = study.get_trials(deepcopy=False)
+        for other in trials:
+            if other.number == trial.number or other.state not in _RUNG_STATES:
                 continue
             at = rung_step(sorted(other.intermediate_values), level, upper)
             if at is not None:
                 recorded[other.number] = sign * other.intermediate_values[at]
         if not rung_rules.should_stop(sign * value, list(recorded.values()), self.reduction_factor):
             return False
-        return not (self.rescue_by_model is not False and self._rescued(study, trial, recorded))
+        return not (self.rescue_by_model is not False and self._rescued(study, trial, recorded, trials))
 
-    def _rescued(self, study: Study, trial: FrozenTrial, recorded: dict[int, float]) -> bool:
+    def _rescued(
+        self, study: Study, trial: FrozenTrial, recorded: dict[int, float], trials: list[FrozenTrial]
+    ) -> bool:
         from optuna_mobster.sampler import MobsterSampler  # the sampler imports this module
 
         if not isinstance(study.sampler, MobsterSampler):
@@ -144,7 +155,7 @@ class MobsterPruner(BasePruner):
                 self._warned_rescue = True
                 warnings.warn("MobsterPruner: rescue_by_model needs a MobsterSampler; the plain rule decides", stacklevel=4)
             return False
-        predicted = study.sampler.predicted_final(study, trial)
+        predicted = study.sampler.predicted_final(study, trial, trials)
         return rung_rules.rescued_by_model(trial.number, recorded, predicted, self.reduction_factor)
 
     def _warn_once(self, number: int, message: str) -> None:

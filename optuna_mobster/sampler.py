@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
-from optuna.search_space import IntersectionSearchSpace
+from optuna.search_space import IntersectionSearchSpace, intersection_search_space
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -149,17 +149,24 @@ class MobsterSampler(BaseSampler):
             for searcher in self._searchers.values():
                 searcher.reseed(None)
 
-    def predicted_final(self, study: Study, trial: FrozenTrial) -> dict[int, float] | None:
+    def predicted_final(
+        self, study: Study, trial: FrozenTrial, trials: Sequence[FrozenTrial] | None = None
+    ) -> dict[int, float] | None:
         """Trial number -> the GP's posterior mean at the full resource (minimised, model units:
         only the order means something), for ``trial`` and every other modelled trial; ``None``
         while the model is not used (see :meth:`mobster.searcher.ModelBasedSearcher.final_means`).
+
+        ``trials``: the study's trials (any states) when the caller has just read them, as
+        :class:`~optuna_mobster.MobsterPruner` has; otherwise they are read from storage.
         """
-        search_space = self.infer_relative_search_space(study, trial)
+        if trials is None:
+            trials = study.get_trials(deepcopy=False)
+        search_space = intersection_search_space(list(trials), include_pruned=True)
         if not search_space or not all(name in trial.params for name in search_space):
             return None
         levels = self._levels(study)
         searcher = self._searcher(study, search_space, levels)
-        records = [r for r in self._records(study, trial, search_space, levels) if r.results]
+        records = [r for r in self._records(study, trial, search_space, levels, trials) if r.results]
         config = {name: trial.params[name] for name in search_space}
         records.append(TrialRecord(config, _results(trial, levels[-1]), name=str(trial.number)))
         means = searcher.final_means(records)
@@ -177,10 +184,8 @@ class MobsterSampler(BaseSampler):
 
     def _levels(self, study: Study) -> list[int]:
         """Rung levels to model, the last one the full resource."""
-        if isinstance(study.pruner, MobsterPruner):
+        if isinstance(study.pruner, MobsterPruner):  # its levels, without reading storage twice
             known = study.pruner.known_max_resource(study)
-            if known is not None:
-                return study.pruner.levels(study)
             min_resource, eta = study.pruner.min_resource, study.pruner.reduction_factor
         else:
             known, min_resource, eta = self._max_resource, self._min_resource, self._reduction_factor
@@ -191,7 +196,7 @@ class MobsterSampler(BaseSampler):
 
     def _trial_levels(self, study: Study, trial_number: int, levels: list[int]) -> list[int]:
         if isinstance(study.pruner, MobsterPruner):
-            return levels[study.pruner.bracket(study, trial_number):]
+            return levels[study.pruner.bracket(study, trial_number, levels):]
         return levels
 
     def _searcher(
@@ -224,12 +229,20 @@ class MobsterSampler(BaseSampler):
             return self._searchers[key]
 
     def _records(
-        self, study: Study, current: FrozenTrial, search_space: dict[str, BaseDistribution], levels: list[int]
+        self,
+        study: Study,
+        current: FrozenTrial,
+        search_space: dict[str, BaseDistribution],
+        levels: list[int],
+        trials: Sequence[FrozenTrial] | None = None,
     ) -> list[TrialRecord]:
-        """Every other trial that has all modelled parameters, as the core's records."""
+        """Every other trial that has all modelled parameters, as the core's records (from
+        ``trials`` if given, else from storage)."""
+        if trials is None:
+            trials = study.get_trials(deepcopy=False, states=_MODELLED_STATES)
         records: list[TrialRecord] = []
-        for trial in study.get_trials(deepcopy=False, states=_MODELLED_STATES):
-            if trial.number == current.number:
+        for trial in trials:
+            if trial.number == current.number or trial.state not in _MODELLED_STATES:
                 continue
             if not all(name in trial.params for name in search_space):
                 # Sampled but not yet suggested (another thread or process): its claim is pending.

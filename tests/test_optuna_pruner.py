@@ -91,7 +91,19 @@ def test_invalid_arguments_are_named(kwargs, message):
         MobsterPruner(**kwargs)
 
 
-def _late_bloomer_study(rescue: bool | None) -> optuna.Study:
+class _CountingStorage(optuna.storages.InMemoryStorage):
+    """Real in-memory storage that counts reads of the study's trials (a query each on a database)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trial_reads = 0
+
+    def get_all_trials(self, *args, **kwargs):
+        self.trial_reads += 1
+        return super().get_all_trials(*args, **kwargs)
+
+
+def _late_bloomer_study(rescue: bool | None, storage: optuna.storages.BaseStorage | None = None) -> optuna.Study:
     """Nine finished trials whose curves cross (large x: worst at step 1, best at step 9)."""
     from optuna.distributions import FloatDistribution
     from optuna.trial import create_trial
@@ -99,7 +111,7 @@ def _late_bloomer_study(rescue: bool | None) -> optuna.Study:
     from optuna_mobster import MobsterSampler
 
     pruner = MobsterPruner(min_resource=1, max_resource=9, reduction_factor=3, rescue_by_model=rescue)
-    study = optuna.create_study(sampler=MobsterSampler(seed=0, num_initial_random=4), pruner=pruner)
+    study = optuna.create_study(storage=storage, sampler=MobsterSampler(seed=0, num_initial_random=4), pruner=pruner)
     for k in range(9):
         x = 0.05 + 0.1 * k
         curve = {r: x * (1 - r / 9) + (1 - x) * r / 9 for r in (1, 3, 9)}
@@ -122,6 +134,18 @@ def test_rescue_by_model_keeps_a_trial_the_model_expects_to_finish_best(rescue):
     x = trial.suggest_float("x", 0.0, 1.0)
     trial.report(x * (1 - 1 / 9) + (1 - x) / 9, 1)  # the worst value at rung 1 so far
     assert trial.should_prune() is (rescue is False)
+
+
+def test_a_stop_decision_the_model_rescues_reads_the_trials_once():
+    storage = _CountingStorage()
+    study = _late_bloomer_study(None, storage)
+    study.enqueue_trial({"x": 0.95})
+    trial = study.ask()
+    x = trial.suggest_float("x", 0.0, 1.0)
+    trial.report(x * (1 - 1 / 9) + (1 - x) / 9, 1)
+    storage.trial_reads = 0
+    assert not trial.should_prune()  # rescued: the rule and the model both looked at the trials
+    assert storage.trial_reads == 1
 
 
 def test_default_pruner_with_another_sampler_is_plain_asha_without_a_warning():
