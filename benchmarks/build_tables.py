@@ -43,6 +43,7 @@ from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
 from benchmarks.tables import DATA_DIR, Parameter, Table, list_tables, load_table, save_table
+from mobster.rungs import rung_levels
 
 SEED = 0
 #: Errors above this (diverged runs, NaN losses) are stored as this, so curves stay finite.
@@ -341,8 +342,25 @@ def build(spec: Spec, n_configs: int | None = None) -> Table:
     return Table(spec.name, spec.parameters, configs, curves, seconds, spec.max_resource, metadata)
 
 
+def halving_keeps(table: Table, top_share: float = 0.02, reduction_factor: int = 3) -> float:
+    """Share of the best ``top_share`` configurations (by final error) that synchronous successive
+    halving over the whole table sends to the full resource (rungs 1, eta, eta^2, ...).
+
+    How much the stopping rule itself, any sampler's, loses on this table: 1 when early errors
+    rank the best configurations among the best, near 0 when they start slowly.
+    """
+    final = table.curves[:, -1]
+    best = final <= np.quantile(final, top_share)
+    alive = np.ones(len(final), dtype=bool)
+    for level in rung_levels(1, table.max_resource, reduction_factor)[:-1]:
+        values = table.curves[:, level - 1]
+        alive &= values <= np.quantile(values[alive], 1 / reduction_factor)
+    return float((alive & best).sum() / best.sum())
+
+
 def summary(table: Table) -> str:
-    """Configs, best/median final error, rank correlations of early vs final errors, cost spread."""
+    """Configs, best/median final error, rank correlations of early vs final errors, what
+    successive halving keeps of the best, cost spread."""
     final = table.curves[:, -1]
     early = max(1, round(table.max_resource / 9))
     rho_1 = spearmanr(table.curves[:, 0], final).statistic
@@ -352,7 +370,8 @@ def summary(table: Table) -> str:
         f"{table.name}: {len(table.configs)} configs, {len(table.parameters)} params, R={table.max_resource}; "
         f"final error best {final.min():.4f} median {np.median(final):.4f}; "
         f"spearman(r=1, r={table.max_resource}) {rho_1:.3f}, spearman(r={early}, r={table.max_resource}) "
-        f"{rho_early:.3f}; s/unit min {sec.min():.4f} median {np.median(sec):.4f} max {sec.max():.4f}"
+        f"{rho_early:.3f}; successive halving keeps {halving_keeps(table):.0%} of the best 2%; "
+        f"s/unit min {sec.min():.4f} median {np.median(sec):.4f} max {sec.max():.4f}"
     )
 
 

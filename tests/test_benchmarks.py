@@ -142,3 +142,28 @@ def test_earlier_share_counts_pairs_and_ties_half() -> None:
     assert report.earlier_share([5.0, 6.0], [1.0, 2.0]) == 0.0
     assert report.earlier_share([inf], [inf]) == 0.5
     assert math.isnan(report.earlier_share([], [1.0]))
+
+
+def test_halving_results_send_the_best_third_on_at_every_rung() -> None:
+    from benchmarks.model_check import halving_results
+
+    n, max_resource = 27, 9
+    quality = np.arange(n) / n
+    curves = quality[:, None] + 1 / np.arange(1, max_resource + 1)[None, :]  # the same order throughout
+    parameters = [Parameter("i", "int", tuple(range(n)))]
+    table = Table("order", parameters, [{"i": i} for i in range(n)], curves, np.ones(n), max_resource)
+    results = halving_results(table, np.arange(n)[::-1])
+    assert [sum(level in r for r in results.values()) for level in (1, 3, 9)] == [27, 9, 3]
+    assert sorted(row for row, r in results.items() if 9 in r) == [0, 1, 2]  # the best three
+    assert results[5] == {1: pytest.approx(5 / n + 1), 3: pytest.approx(5 / n + 1 / 3)}
+
+
+def test_model_check_ranks_unseen_configurations_far_better_than_chance() -> None:
+    from benchmarks.model_check import check
+
+    table = load_table("kernel_sgd_digits")
+    for data in ("halving", "full"):
+        result = check(table, 30, 0, "exp-decay-combined", data)
+        # Chance: spearman 0 and picks at the table's median (0.5).
+        assert result.spearman > 0.4
+        assert result.top_percentile < 0.2

@@ -127,3 +127,25 @@ def test_save_load_round_trip(tmp_path: Any) -> None:
     assert loaded.metadata == {"metric": "toy"}
     np.testing.assert_allclose(loaded.curves, table.curves)
     np.testing.assert_allclose(loaded.seconds_per_unit, table.seconds_per_unit)
+
+
+def _curves_table(curves: np.ndarray) -> Table:
+    n, max_resource = curves.shape
+    params = [Parameter("i", "int", tuple(range(n)))]
+    return Table("curves", params, [{"i": i} for i in range(n)], curves, np.ones(n), max_resource)
+
+
+def test_halving_keeps_the_best_when_early_errors_rank_them_first_and_loses_them_when_they_start_slowly() -> None:
+    from benchmarks.build_tables import halving_keeps
+
+    quality = np.arange(90) / 90  # configuration i: the smaller, the better at the end
+    resources = np.arange(1, 10)
+    parallel = quality[:, None] + 1 / resources[None, :]  # same order at every resource
+    assert halving_keeps(_curves_table(parallel)) == 1.0
+    late_bloomers = np.repeat((1 - quality)[:, None], 9, axis=1)  # best finishers worst until the end
+    late_bloomers[:, -1] = quality
+    assert halving_keeps(_curves_table(late_bloomers)) == 0.0
+    # Half of the best two start among the best third, half among the worst: one is kept.
+    mixed = parallel.copy()
+    mixed[1, :-1] = 5.0
+    assert halving_keeps(_curves_table(mixed)) == 0.5
