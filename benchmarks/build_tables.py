@@ -42,8 +42,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
-from benchmarks.tables import DATA_DIR, Parameter, Table, list_tables, load_table, save_table
-from mobster.rungs import rung_levels
+from benchmarks.tables import DATA_DIR, Parameter, Table, halving_results, list_tables, load_table, save_table
 
 SEED = 0
 #: Errors above this (diverged runs, NaN losses) are stored as this, so curves stay finite.
@@ -344,18 +343,15 @@ def build(spec: Spec, n_configs: int | None = None) -> Table:
 
 def halving_keeps(table: Table, top_share: float = 0.02, reduction_factor: int = 3) -> float:
     """Share of the best ``top_share`` configurations (by final error) that synchronous successive
-    halving over the whole table sends to the full resource (rungs 1, eta, eta^2, ...).
+    halving over the whole table sends to the full resource (:func:`halving_results`).
 
     How much the stopping rule itself, any sampler's, loses on this table: 1 when early errors
     rank the best configurations among the best, near 0 when they start slowly.
     """
     final = table.curves[:, -1]
-    best = final <= np.quantile(final, top_share)
-    alive = np.ones(len(final), dtype=bool)
-    for level in rung_levels(1, table.max_resource, reduction_factor)[:-1]:
-        values = table.curves[:, level - 1]
-        alive &= values <= np.quantile(values[alive], 1 / reduction_factor)
-    return float((alive & best).sum() / best.sum())
+    results = halving_results(table, np.arange(len(final)), reduction_factor)
+    best = np.flatnonzero(final <= np.quantile(final, top_share))
+    return float(np.mean([table.max_resource in results[row] for row in best]))
 
 
 def summary(table: Table) -> str:

@@ -31,7 +31,7 @@ import torch
 from scipy.stats import spearmanr
 
 from benchmarks.simulator import distributions
-from benchmarks.tables import Table, list_tables, load_table
+from benchmarks.tables import Table, halving_results, list_tables, load_table
 from mobster.history import TrialRecord
 from mobster.model import KERNELS, KernelName
 from mobster.rungs import rung_levels
@@ -52,25 +52,12 @@ class ModelCheck:
     top_percentile: float
 
 
-def halving_results(table: Table, rows: np.ndarray) -> dict[int, dict[int, float]]:
-    """Row -> {rung level: error} as synchronous successive halving over ``rows`` leaves them."""
-    levels = rung_levels(1, table.max_resource, REDUCTION_FACTOR)
-    results: dict[int, dict[int, float]] = {int(row): {} for row in rows}
-    alive = [int(row) for row in rows]
-    for level in levels:
-        for row in alive:
-            results[row][level] = float(table.curves[row, level - 1])
-        values = np.array([results[row][level] for row in alive])
-        alive = [row for row in alive if results[row][level] <= np.quantile(values, 1 / REDUCTION_FACTOR)]
-    return results
-
-
 def check(table: Table, size: int, seed: int, kernel: KernelName, data: DataKind) -> ModelCheck:
     """Fit the searcher's GP to ``size`` random configurations of ``table`` and rank the rest."""
     rng = np.random.default_rng(seed)
     seen = rng.choice(len(table.configs), size, replace=False)
     if data == "halving":
-        results = halving_results(table, seen)
+        results = halving_results(table, seen, REDUCTION_FACTOR)
     else:
         results = {int(row): {table.max_resource: float(table.curves[row, -1])} for row in seen}
     unseen = np.setdiff1d(np.arange(len(table.configs)), seen)

@@ -121,6 +121,22 @@ class Table:
         return float(self.curves[:, -1].min())
 
 
+def halving_results(table: Table, rows: np.ndarray, reduction_factor: int = 3) -> dict[int, dict[int, float]]:
+    """Row -> {rung level: error} as synchronous successive halving over ``rows`` leaves them:
+    every row is measured at rung 1, and at each rung the best ``1 / reduction_factor`` (ties
+    included) goes on to the next (rungs 1, eta, eta^2, ... and the full resource)."""
+    from mobster.rungs import rung_levels  # the rungs every method of the benchmark uses
+
+    results: dict[int, dict[int, float]] = {int(row): {} for row in rows}
+    alive = [int(row) for row in rows]
+    for level in rung_levels(1, table.max_resource, reduction_factor):
+        values = table.curves[alive, level - 1]
+        for row, value in zip(alive, values):
+            results[row][level] = float(value)
+        alive = [row for row, value in zip(alive, values) if value <= np.quantile(values, 1 / reduction_factor)]
+    return results
+
+
 def list_tables(data_dir: Path = DATA_DIR) -> list[str]:
     """Names of the tables stored in ``data_dir``, sorted."""
     return sorted(p.stem for p in Path(data_dir).glob("*.json") if p.with_suffix(".npz").exists())

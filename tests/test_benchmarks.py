@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from benchmarks import report
 from benchmarks.simulator import simulate
-from benchmarks.tables import Parameter, Table, load_table
+from benchmarks.tables import Parameter, Table, halving_results, load_table
 
 
 def three_config_table() -> Table:
@@ -145,8 +145,6 @@ def test_earlier_share_counts_pairs_and_ties_half() -> None:
 
 
 def test_halving_results_send_the_best_third_on_at_every_rung() -> None:
-    from benchmarks.model_check import halving_results
-
     n, max_resource = 27, 9
     quality = np.arange(n) / n
     curves = quality[:, None] + 1 / np.arange(1, max_resource + 1)[None, :]  # the same order throughout
