@@ -125,7 +125,9 @@ def halving_results(table: Table, rows: np.ndarray, reduction_factor: int = 3) -
     """Row -> {rung level: error} as synchronous successive halving over ``rows`` leaves them:
     every row is measured at rung 1, and at each rung the best ``1 / reduction_factor`` (ties
     included) goes on to the next (rungs 1, eta, eta^2, ... and the full resource)."""
-    from mobster.rungs import rung_levels  # the rungs every method of the benchmark uses
+    # Imported here: the reference runner's environment (Syne Tune, no torch) imports this module,
+    # and importing the mobster package loads torch.
+    from mobster.rungs import rung_levels
 
     results: dict[int, dict[int, float]] = {int(row): {} for row in rows}
     alive = [int(row) for row in rows]
