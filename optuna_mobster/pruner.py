@@ -80,16 +80,28 @@ class MobsterPruner(BasePruner):
         self.rescue_by_model = rescue_by_model
         self._warned: set[int] = set()
         self._warned_rescue = False
+        #: Study name -> the maximum resource inferred for it (``max_resource="auto"``): read once,
+        #: not on every report, and fixed from then on, as Optuna's HyperbandPruner does.
+        self._inferred_max_resource: dict[str, int] = {}
 
     # ----- resource levels (also read by MobsterSampler) ----------------------------------
 
     def known_max_resource(self, study: Study) -> int | None:
-        """``max_resource``, inferred from the first finished trial when ``"auto"``."""
+        """``max_resource``, or with ``"auto"`` the last step of the first finished trial found in
+        the study; ``None`` while none has finished.
+
+        Once inferred for a study, the value is kept: later calls read no storage, and the rungs
+        do not move if a trial with another last step finishes later.
+        """
         if self.max_resource != "auto":
             return int(self.max_resource)
+        if study.study_name in self._inferred_max_resource:
+            return self._inferred_max_resource[study.study_name]
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if trial.last_step is not None:
-                return max(int(trial.last_step), self.min_resource)
+                inferred = max(int(trial.last_step), self.min_resource)
+                self._inferred_max_resource[study.study_name] = inferred
+                return inferred
         return None
 
     def levels(self, study: Study) -> list[int]:

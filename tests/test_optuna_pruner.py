@@ -59,6 +59,21 @@ def test_auto_max_resource_is_the_first_finished_trials_last_step():
     assert study.pruner.levels(study) == [1, 3, 5]
 
 
+def test_auto_max_resource_is_read_from_storage_once_and_then_kept():
+    storage = _CountingStorage()
+    study = optuna.create_study(storage=storage, pruner=MobsterPruner())
+    run_trial(study, {1: 1.0, 3: 0.8, 5: 0.6})
+    trial = study.ask()
+    trial.report(0.5, 1)
+    assert not trial.should_prune()  # rung 1: reads the finished trial, then the rung
+    trial.report(0.45, 2)
+    storage.trial_reads = 0
+    assert not trial.should_prune()  # step 2 is past rung 1 and short of rung 3: no rung to judge
+    assert storage.trial_reads == 0  # the inferred maximum is kept, not read again per report
+    study.tell(trial, 0.45)  # finishes at step 2; the first finished trial still sets the rungs
+    assert study.pruner.levels(study) == [1, 3, 5]
+
+
 def test_non_finite_value_is_pruned_with_a_warning_naming_the_trial():
     study = optuna.create_study(pruner=MobsterPruner(max_resource=9))
     run_trial(study, {1: 0.5, 3: 0.4, 9: 0.3})
