@@ -144,6 +144,43 @@ def test_earlier_share_counts_pairs_and_ties_half() -> None:
     assert math.isnan(report.earlier_share([], [1.0]))
 
 
+def _stored_run(method: str, seed: int, completions: list[tuple[float, float]]) -> dict[str, Any]:
+    """The fields of a stored run that the figures of merit read: (time, error) completions."""
+    return {
+        "table": "t",
+        "method": method,
+        "seed": seed,
+        "workers": 4,
+        "charged": True,
+        "completions": [[time, time, error] for time, error in completions],
+    }
+
+
+def test_pooled_takes_each_block_against_its_own_target_over_shared_seeds(tmp_path: Any, capsys: Any) -> None:
+    from benchmarks import pooled
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    # First block: ASHA finals 0.3 / 0.2 / 0.1 -> target 0.2. Ours 100 s and never; the
+    # reference 200 s and never; ours' seed 2 has no reference run and is left out.
+    report.save_runs(first, [_stored_run("asha", s, [(9.0, e)]) for s, e in enumerate([0.3, 0.2, 0.1])])
+    report.save_runs(first, [_stored_run("mobster", 0, [(100.0, 0.15)]), _stored_run("mobster", 1, [(300.0, 0.25)])])
+    report.save_runs(first, [_stored_run("mobster", 2, [(1.0, 0.01)])])
+    report.save_runs(first, [_stored_run("ref-mobster", 0, [(200.0, 0.1)]), _stored_run("ref-mobster", 1, [(9.0, 0.3)])])
+    # Second block: target 0.5, which 0.4 reaches here though it would not in the first block.
+    report.save_runs(second, [_stored_run("asha", 5, [(9.0, 0.5)])])
+    report.save_runs(second, [_stored_run("mobster", 5, [(10.0, 0.4)]), _stored_run("ref-mobster", 5, [(20.0, 0.45)])])
+
+    row = pooled.pooled([first, second], "t", "mobster", "ref-mobster")
+    assert row is not None and row.seeds == 3
+    assert (row.ours_median, row.theirs_median, row.ratio) == (100.0, 200.0, 0.5)
+    assert (row.ours_reached, row.theirs_reached) == (2, 2)
+    # First block 2.5 of 4 pairs (2 seeds), second 1 of 1 (1 seed): (0.625 * 2 + 1) / 3.
+    assert row.ours_first == pytest.approx(0.75)
+    assert pooled.pooled([first], "t", "mobster", "tpe-hyperband") is None
+    pooled.main(["--folders", str(first), str(second)])
+    assert "| t | 3 | 100 | 200 | 0.50x | 2 / 2 | 0.75 |" in capsys.readouterr().out
+
+
 def test_halving_results_send_the_best_third_on_at_every_rung() -> None:
     n, max_resource = 27, 9
     quality = np.arange(n) / n

@@ -1,0 +1,115 @@
+"""Ours against another method over every seed both ran, pooled across blocks of seeds.
+
+A result folder (``benchmarks/results``, ``benchmarks/results/more-seeds``, ...) holds one block of
+seeds with a target of its own: its ASHA runs' median final incumbent. On tables where a handful of
+configurations reach the target, ten seeds rank two methods poorly, so the README's verdicts
+against the reference MOBSTER pool the blocks: each run's time to target is taken against its own
+block's target, over the seeds both methods ran in that block::
+
+    python -m benchmarks.pooled --against ref-mobster \\
+        --folders benchmarks/results benchmarks/results/more-seeds
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import report
+from benchmarks.methods import BASELINE
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """Two methods on one table over the seeds both ran, every block against its own target."""
+
+    table: str
+    seeds: int
+    ours_median: float
+    theirs_median: float
+    ours_reached: int
+    theirs_reached: int
+    #: Share of (our run, their run) pairs of a block in which ours reaches the target first
+    #: (ties count half), averaged over the blocks weighted by their seeds.
+    ours_first: float
+
+    @property
+    def ratio(self) -> float:
+        """Our median time to target over theirs (``nan`` when theirs is infinite)."""
+        if math.isinf(self.theirs_median) or self.theirs_median == 0:
+            return math.nan
+        return self.ours_median / self.theirs_median
+
+
+def block_times(runs: Sequence[report.Run], table: str, method: str) -> dict[int, float]:
+    """Seed -> time to target of ``method`` on ``table`` in one block (its ASHA runs' target).
+
+    Empty when the block has no ASHA run of the table (no target) or no run of ``method``.
+    """
+    on_table = [r for r in report.charged_runs(runs) if r["table"] == table]
+    finals = [report.final_incumbent(r) for r in on_table if r["method"] == BASELINE]
+    if not finals:
+        return {}
+    target = report.target_of(finals)
+    return {r["seed"]: report.time_to_target(r, target) for r in on_table if r["method"] == method}
+
+
+def pooled(folders: Sequence[Path], table: str, ours: str, theirs: str) -> Pooled | None:
+    """``ours`` against ``theirs`` on ``table`` over the seeds both ran, in every folder;
+    ``None`` when no folder has a seed of both."""
+    mine: list[float] = []
+    other: list[float] = []
+    first = 0.0  # pairs are formed within a block, whose runs share one target
+    for folder in folders:
+        runs = report.load_runs(folder)
+        a, b = block_times(runs, table, ours), block_times(runs, table, theirs)
+        seeds = sorted(a.keys() & b.keys())
+        if not seeds:
+            continue
+        mine += [a[s] for s in seeds]
+        other += [b[s] for s in seeds]
+        first += report.earlier_share([a[s] for s in seeds], [b[s] for s in seeds]) * len(seeds)
+    if not mine:
+        return None
+    return Pooled(
+        table=table,
+        seeds=len(mine),
+        ours_median=report._median(mine),
+        theirs_median=report._median(other),
+        ours_reached=sum(math.isfinite(t) for t in mine),
+        theirs_reached=sum(math.isfinite(t) for t in other),
+        ours_first=first / len(mine),
+    )
+
+
+def format_rows(rows: Sequence[Pooled], ours: str, theirs: str) -> str:
+    """A Markdown table of pooled comparisons."""
+    lines = [
+        f"| table | seeds | {ours}: time to target (s) | {theirs} | ratio | reached: {ours} / {theirs} | P({ours} first) |",
+        "|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for row in rows:
+        ratio = "n/a" if math.isnan(row.ratio) else "inf" if math.isinf(row.ratio) else f"{row.ratio:.2f}x"
+        lines.append(
+            f"| {row.table} | {row.seeds} | {row.ours_median:,.0f} | {row.theirs_median:,.0f} | {ratio} | "
+            f"{row.ours_reached} / {row.theirs_reached} | {row.ours_first:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--folders", nargs="+", type=Path, required=True, help="result folders, one block of seeds each")
+    parser.add_argument("--ours", default="mobster")
+    parser.add_argument("--against", default="ref-mobster")
+    args = parser.parse_args(argv)
+    tables = sorted({r["table"] for folder in args.folders for r in report.load_runs(folder)})
+    rows = [row for table in tables if (row := pooled(args.folders, table, args.ours, args.against))]
+    print(format_rows(rows, args.ours, args.against))
+
+
+if __name__ == "__main__":
+    main()
