@@ -59,14 +59,13 @@ def block_times(runs: Sequence[report.Run], table: str, method: str) -> dict[int
     return {r["seed"]: report.time_to_target(r, target) for r in on_table if r["method"] == method}
 
 
-def pooled(folders: Sequence[Path], table: str, ours: str, theirs: str) -> Pooled | None:
-    """``ours`` against ``theirs`` on ``table`` over the seeds both ran, in every folder;
-    ``None`` when no folder has a seed of both."""
+def pooled(blocks: Sequence[Sequence[report.Run]], table: str, ours: str, theirs: str) -> Pooled | None:
+    """``ours`` against ``theirs`` on ``table`` over the seeds both ran, in every block (the runs
+    stored in one result folder); ``None`` when no block has a seed of both."""
     mine: list[float] = []
     other: list[float] = []
     first = 0.0  # pairs are formed within a block, whose runs share one target
-    for folder in folders:
-        runs = report.load_runs(folder)
+    for runs in blocks:
         a, b = block_times(runs, table, ours), block_times(runs, table, theirs)
         seeds = sorted(a.keys() & b.keys())
         if not seeds:
@@ -108,8 +107,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--ours", default="mobster")
     parser.add_argument("--against", default="ref-mobster")
     args = parser.parse_args(argv)
-    tables = sorted({r["table"] for folder in args.folders for r in report.load_runs(folder)})
-    rows = [row for table in tables if (row := pooled(args.folders, table, args.ours, args.against))]
+    blocks = [report.load_runs(folder) for folder in args.folders]
+    tables = sorted({r["table"] for runs in blocks for r in runs})
+    rows = [row for table in tables if (row := pooled(blocks, table, args.ours, args.against))]
     print(format_rows(rows, args.ours, args.against))
 
 

@@ -170,13 +170,14 @@ def test_pooled_takes_each_block_against_its_own_target_over_shared_seeds(tmp_pa
     report.save_runs(second, [_stored_run("asha", 5, [(9.0, 0.5)])])
     report.save_runs(second, [_stored_run("mobster", 5, [(10.0, 0.4)]), _stored_run("ref-mobster", 5, [(20.0, 0.45)])])
 
-    row = pooled.pooled([first, second], "t", "mobster", "ref-mobster")
+    blocks = [report.load_runs(first), report.load_runs(second)]
+    row = pooled.pooled(blocks, "t", "mobster", "ref-mobster")
     assert row is not None and row.seeds == 3
     assert (row.ours_median, row.theirs_median, row.ratio) == (100.0, 200.0, 0.5)
     assert (row.ours_reached, row.theirs_reached) == (2, 2)
     # First block 2.5 of 4 pairs (2 seeds), second 1 of 1 (1 seed): (0.625 * 2 + 1) / 3.
     assert row.ours_first == pytest.approx(0.75)
-    assert pooled.pooled([first], "t", "mobster", "tpe-hyperband") is None
+    assert pooled.pooled(blocks, "t", "mobster", "tpe-hyperband") is None
     pooled.main(["--folders", str(first), str(second)])
     assert "| t | 3 | 100 | 200 | 0.50x | 2 / 2 | 0.75 |" in capsys.readouterr().out
 
