@@ -135,7 +135,8 @@ def halving_results(table: Table, rows: np.ndarray, reduction_factor: int = 3) -
         values = table.curves[alive, level - 1]
         for row, value in zip(alive, values):
             results[row][level] = float(value)
-        alive = [row for row, value in zip(alive, values) if value <= np.quantile(values, 1 / reduction_factor)]
+        bar = np.quantile(values, 1 / reduction_factor)
+        alive = [row for row, value in zip(alive, values) if value <= bar]
     return results
 
 
