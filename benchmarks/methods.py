@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 # Tuners are imported inside the factories: the report (and the Syne Tune reference runner,
 # whose environment has no Optuna or torch) only need the names, labels and colours.
@@ -36,7 +36,7 @@ class Method:
     factory: Factory | None = None
 
 
-def _mobster_with(brackets: int = 1, rescue_by_model: bool | None = False, **options: object) -> Factory:
+def _mobster_with(brackets: int | Literal["auto"] = 1, rescue_by_model: bool | None = False, **options: object) -> Factory:
     """MOBSTER (Optuna) with some of its choices switched, for the ablations: ``options`` of the
     sampler, the pruner's number of Hyperband ``brackets`` and its ``rescue_by_model`` (off
     unless asked: the ablations were measured before the rescue became the default)."""
@@ -117,6 +117,13 @@ ABLATIONS: dict[str, Method] = {
             "ours + 3 Hyperband brackets",
             "#9edae5",
             _mobster_with(brackets=3, rescue_by_model=None),
+        ),
+        # Brackets only where the run finds the first rung ranking poorly (MobsterPruner(brackets="auto")).
+        Method(
+            "mobster-auto-brackets",
+            "ours + brackets when rung 1 ranks poorly",
+            "#637939",
+            _mobster_with(brackets="auto", rescue_by_model=None),
         ),
         Method(
             "mobster-sum-kernel", "ours, exp-decay-sum kernel", "#8c564b", _mobster_with(kernel="exp-decay-sum", **_NO_RANDOM)

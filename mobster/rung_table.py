@@ -23,7 +23,9 @@ class RungTable:
         levels: All rung levels, ascending, the last one the maximum resource.
         reduction_factor: ``eta``.
         promotion: ``False`` for the stopping rule, ``True`` to pause every trial at its rungs.
-        brackets: Number of Hyperband brackets to sample from (1 = plain ASHA).
+        brackets: Number of Hyperband brackets to sample from (1 = plain ASHA), or ``"auto"``:
+            one until the first rung is seen to rank trials unlike the second, then three (see
+            :func:`mobster.rungs.auto_bracket_count`); each trial keeps the bracket it was given.
         seed: Seed of the bracket sampler.
 
     Values are minimised. Rung data is shared across brackets, as in the reference.
@@ -35,15 +37,15 @@ class RungTable:
         reduction_factor: float,
         *,
         promotion: bool = False,
-        brackets: int = 1,
+        brackets: int | Literal["auto"] = 1,
         seed: int | None = None,
     ) -> None:
-        if brackets < 1:
-            raise ValueError(f"brackets must be >= 1, got {brackets}")
+        if brackets != "auto" and (not isinstance(brackets, int) or brackets < 1):
+            raise ValueError(f"brackets must be an integer >= 1 or 'auto', got {brackets!r}")
         self.levels = list(levels)
         self.reduction_factor = reduction_factor
         self.promotion = promotion
-        self.brackets = min(brackets, len(self.levels))
+        self.brackets: int | Literal["auto"] = brackets if brackets == "auto" else min(brackets, len(self.levels))
         self._rng = random.Random(seed)
         self.values: dict[int, dict[Hashable, float]] = {level: {} for level in self.levels}
         self.bracket_of: dict[Hashable, int] = {}
@@ -57,9 +59,17 @@ class RungTable:
         """Register a trial; samples its bracket unless given. Idempotent."""
         if trial not in self.bracket_of:
             if bracket is None:
-                bracket = rung_rules.sample_bracket(self.levels, self.brackets, self._rng.random())
+                bracket = rung_rules.sample_bracket(self.levels, self.bracket_count(), self._rng.random())
             self.bracket_of[trial] = bracket
         return self.bracket_of[trial]
+
+    def bracket_count(self) -> int:
+        """How many brackets a new trial samples from now."""
+        if self.brackets != "auto":
+            return self.brackets
+        # Only bracket-0 trials record a value at the first rung, so the pairs are theirs.
+        second = self.values[self.levels[1]] if len(self.levels) > 1 else {}
+        return rung_rules.auto_bracket_count(self.values[self.levels[0]], second, len(self.levels))
 
     def trial_levels(self, trial: Hashable) -> list[int]:
         """The rung levels that apply to ``trial`` (those of its bracket)."""

@@ -71,6 +71,52 @@ def sample_bracket(levels: Sequence[int], num_brackets: int, uniform: float) -> 
     return int(min(np.searchsorted(cumulative, uniform, side="right"), len(cumulative) - 1))
 
 
+#: ``brackets="auto"``: how many of Hyperband's brackets to sample from once the first rung is
+#: found to rank poorly, and the evidence needed. Measured on the benchmark tables (successive
+#: halving over random draws): among the trials that pass the first rung, the rank correlation
+#: of their first two rung values is 0.71 to 0.89 on three tables and 0.42 on the one where the
+#: first epoch ranks configurations no better than chance at the end (``torch_mlp_diabetes``).
+AUTO_MAX_BRACKETS = 3
+AUTO_MIN_PAIRS = 8
+AUTO_MIN_RANK_CORRELATION = 0.6
+
+
+def rank_correlation(first: Mapping[Hashable, float], second: Mapping[Hashable, float]) -> tuple[float, int]:
+    """Spearman's rank correlation of the values of the trials found in both maps, and their
+    number; ``nan`` for fewer than 3 such trials or when either side is constant."""
+    from scipy.stats import rankdata  # scipy ships with BoTorch; imported here to keep rungs light
+
+    shared = [t for t in first if t in second and math.isfinite(first[t]) and math.isfinite(second[t])]
+    if len(shared) < 3:
+        return math.nan, len(shared)
+    x = rankdata([first[t] for t in shared])
+    y = rankdata([second[t] for t in shared])
+    if x.std() == 0 or y.std() == 0:
+        return math.nan, len(shared)
+    return float(np.corrcoef(x, y)[0, 1]), len(shared)
+
+
+def auto_bracket_count(
+    first_rung: Mapping[Hashable, float], second_rung: Mapping[Hashable, float], num_levels: int
+) -> int:
+    """How many brackets a new trial samples from under ``brackets="auto"``.
+
+    ``first_rung`` and ``second_rung`` hold the values, at the first two rung levels, of the
+    trials judged at the first rung (bracket 0). One bracket (plain asynchronous successive
+    halving) while those that went on rank alike at both rungs, or while fewer than
+    :data:`AUTO_MIN_PAIRS` of them have reached the second; Hyperband's first
+    :data:`AUTO_MAX_BRACKETS` once their rank correlation falls below
+    :data:`AUTO_MIN_RANK_CORRELATION`: then the first rung's ranking says little about the next
+    one, and later-starting brackets keep good but slow-starting configurations in the race.
+    """
+    if num_levels < 3:  # a second bracket would start at the full resource
+        return 1
+    correlation, pairs = rank_correlation(first_rung, second_rung)
+    if pairs < AUTO_MIN_PAIRS or not correlation < AUTO_MIN_RANK_CORRELATION:
+        return 1
+    return AUTO_MAX_BRACKETS
+
+
 def _half_threshold(rung_values: Sequence[float], reduction_factor: float) -> float:
     # The quantile of the halved values: linear interpolation a + (b - a) t cannot overflow there.
     finite = np.asarray([v for v in rung_values if math.isfinite(v)], dtype=float)

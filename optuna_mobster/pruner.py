@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 _RUNG_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 #: Stand-in for an unknown maximum resource while ``max_resource="auto"`` has no finished trial.
 _UNBOUNDED = 10**9
+#: Trial system attr that holds the bracket a trial was given under ``brackets="auto"``.
+BRACKET_KEY = "mobster:bracket"
 
 
 def rung_step(steps: Sequence[int], level: int, upper: float) -> int | None:
@@ -38,8 +40,9 @@ class MobsterPruner(BasePruner):
     trials, every bracket, itself included).
 
     Every decision is recomputed from the study's storage (intermediate values of all trials), and
-    brackets are a hash of the study name and trial number, so several processes sharing one
-    database decide consistently. A trial's value "at" rung ``r`` is its first report at or after
+    brackets are a hash of the study name and trial number (with ``brackets="auto"``, fixed at the
+    trial's first report and kept in its system attrs), so several processes sharing one database
+    decide consistently. A trial's value "at" rung ``r`` is its first report at or after
     ``r`` and before the next rung, so trials that report every few steps still fill the rungs.
 
     Args:
@@ -48,7 +51,11 @@ class MobsterPruner(BasePruner):
             finished trial (until then, rungs continue geometrically).
         reduction_factor: ``eta``; a ``1/eta`` share of trials continues at every rung.
         brackets: Number of Hyperband brackets; ``1`` (default, best for MOBSTER in the paper) is
-            plain asynchronous successive halving.
+            plain asynchronous successive halving. ``"auto"``: one bracket while the trials that
+            pass the first rung rank alike there and at the second, three once they do not
+            (rank correlation below 0.6 over 8 or more trials; see
+            :func:`mobster.rungs.auto_bracket_count`): later first rungs then keep slow starters
+            in the race. Each trial keeps the bracket it gets at its first report.
         rescue_by_model: Whether a trial the rule would prune goes on when the sampler's GP
             predicts its value at the full resource in the top ``1/eta`` of the trials at that
             rung (learning curves cross: some configurations start slowly and finish best).
@@ -64,15 +71,15 @@ class MobsterPruner(BasePruner):
         min_resource: int = 1,
         max_resource: int | Literal["auto"] = "auto",
         reduction_factor: float = 3,
-        brackets: int = 1,
+        brackets: int | Literal["auto"] = 1,
         rescue_by_model: bool | None = None,
     ) -> None:
         if max_resource != "auto":
             rung_rules.validate_resources(min_resource, max_resource, reduction_factor)  # type: ignore[arg-type]
         else:
             rung_rules.validate_resources(min_resource, min_resource, reduction_factor)
-        if not isinstance(brackets, int) or brackets < 1:
-            raise ValueError(f"brackets must be an integer >= 1, got {brackets!r}")
+        if brackets != "auto" and (not isinstance(brackets, int) or brackets < 1):
+            raise ValueError(f"brackets must be an integer >= 1 or 'auto', got {brackets!r}")
         self.min_resource = min_resource
         self.max_resource = max_resource
         self.reduction_factor = reduction_factor
@@ -83,6 +90,8 @@ class MobsterPruner(BasePruner):
         #: Study name -> the maximum resource inferred for it (``max_resource="auto"``): read once,
         #: not on every report, and fixed from then on, as Optuna's HyperbandPruner does.
         self._inferred_max_resource: dict[str, int] = {}
+        #: (study name, trial number) -> bracket, under ``brackets="auto"`` (also in storage).
+        self._auto_brackets: dict[tuple[str, int], int] = {}
 
     # ----- resource levels (also read by MobsterSampler) ----------------------------------
 
@@ -109,20 +118,27 @@ class MobsterPruner(BasePruner):
         top = self.known_max_resource(study)
         return rung_rules.rung_levels(self.min_resource, top or _UNBOUNDED, self.reduction_factor)
 
-    def bracket(self, study: Study, trial_number: int, levels: Sequence[int] | None = None) -> int:
+    def bracket(self, study: Study, trial: FrozenTrial | int, levels: Sequence[int] | None = None) -> int:
         """The trial's bracket: a hash of study name and trial number, sampled by Hyperband's shares.
 
         ``levels``: the study's :meth:`levels` when the caller has them (with
-        ``max_resource="auto"`` they cost a storage read).
+        ``max_resource="auto"`` they cost a storage read). With ``brackets="auto"`` the bracket
+        is the one the trial got at its first report (read from ``trial``'s system attrs, or
+        remembered by this pruner for a trial number); 0 before that.
         """
-        digest = zlib.crc32(f"{study.study_name}_{trial_number}".encode())
         levels = self.levels(study) if levels is None else list(levels)
-        return rung_rules.sample_bracket(levels, self.brackets, digest / 2**32)
+        number = trial if isinstance(trial, int) else trial.number
+        if self.brackets != "auto":
+            return rung_rules.sample_bracket(levels, self.brackets, _uniform(study, number))
+        given = self._auto_brackets.get((study.study_name, number))
+        if given is None and isinstance(trial, FrozenTrial):
+            given = trial.system_attrs.get(BRACKET_KEY)
+        return int(given) if isinstance(given, int) else 0
 
-    def trial_levels(self, study: Study, trial_number: int) -> list[int]:
+    def trial_levels(self, study: Study, trial: FrozenTrial | int) -> list[int]:
         """The rung levels of the trial's bracket."""
         levels = self.levels(study)
-        return levels[self.bracket(study, trial_number, levels):]
+        return levels[self.bracket(study, trial, levels):]
 
     # ----- the decision --------------------------------------------------------------------
 
@@ -134,13 +150,44 @@ class MobsterPruner(BasePruner):
         if not math.isfinite(value):
             self._warn_once(trial.number, f"reported {value} at step {step}; it is pruned")
             return True
-        levels = self.trial_levels(study, trial.number)
+        levels = self.levels(study)
+        if self.brackets == "auto":
+            self._give_bracket(study, trial, levels)
+        levels = levels[self.bracket(study, trial, levels):]
         bounds = list(levels) + [math.inf]
         steps = sorted(trial.intermediate_values)
         for level, upper in zip(bounds[:-2], bounds[1:-1]):
             if rung_step(steps, level, upper) == step:
                 return self._stops(study, trial, level, upper, value)
         return False
+
+    def _give_bracket(self, study: Study, trial: FrozenTrial, levels: Sequence[int]) -> None:
+        """Under ``brackets="auto"``, give the trial its bracket at its first report (kept in its
+        system attrs, so other processes read the same), sampled from one or three brackets as
+        the first two rungs of the bracket-0 trials so far rank alike or not."""
+        key = (study.study_name, trial.number)
+        if key in self._auto_brackets:
+            return
+        if isinstance(trial.system_attrs.get(BRACKET_KEY), int):
+            self._auto_brackets[key] = int(trial.system_attrs[BRACKET_KEY])
+            return
+        first: dict[int, float] = {}
+        second: dict[int, float] = {}
+        bounds = list(levels[:3]) + [math.inf] * (4 - len(levels[:3]))
+        for other in study.get_trials(deepcopy=False, states=_RUNG_STATES):
+            if other.number == trial.number or other.system_attrs.get(BRACKET_KEY) != 0:
+                continue
+            steps = sorted(other.intermediate_values)
+            at_first, at_second = rung_step(steps, bounds[0], bounds[1]), rung_step(steps, bounds[1], bounds[2])
+            if at_first is not None and at_second is not None:
+                first[other.number] = other.intermediate_values[at_first]
+                second[other.number] = other.intermediate_values[at_second]
+        count = rung_rules.auto_bracket_count(first, second, len(levels))
+        bracket = rung_rules.sample_bracket(levels, count, _uniform(study, trial.number))
+        # Optuna has no public way for a pruner to write to a trial; its SuccessiveHalvingPruner
+        # makes this same storage call to record rung values.
+        study._storage.set_trial_system_attr(trial._trial_id, BRACKET_KEY, bracket)
+        self._auto_brackets[key] = bracket
 
     def _stops(self, study: Study, trial: FrozenTrial, level: int, upper: float, value: float) -> bool:
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
@@ -174,3 +221,8 @@ class MobsterPruner(BasePruner):
         if number not in self._warned:
             self._warned.add(number)
             warnings.warn(f"MobsterPruner: trial {number} {message}", stacklevel=3)
+
+
+def _uniform(study: Study, trial_number: int) -> float:
+    """A uniform draw in [0, 1) from the study name and trial number: the same in every process."""
+    return zlib.crc32(f"{study.study_name}_{trial_number}".encode()) / 2**32

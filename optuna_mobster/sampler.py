@@ -194,9 +194,9 @@ class MobsterSampler(BaseSampler):
             known = max(steps + [min_resource])
         return rung_rules.rung_levels(min_resource, known, eta)
 
-    def _trial_levels(self, study: Study, trial_number: int, levels: list[int]) -> list[int]:
+    def _trial_levels(self, study: Study, trial: FrozenTrial, levels: list[int]) -> list[int]:
         if isinstance(study.pruner, MobsterPruner):
-            return levels[study.pruner.bracket(study, trial_number, levels):]
+            return levels[study.pruner.bracket(study, trial, levels):]
         return levels
 
     def _searcher(
@@ -265,7 +265,7 @@ class MobsterSampler(BaseSampler):
     def _pending_at(self, study: Study, trial: FrozenTrial, levels: Sequence[int]) -> int | None:
         if trial.state != TrialState.RUNNING:
             return None
-        own_levels = self._trial_levels(study, trial.number, list(levels))
+        own_levels = self._trial_levels(study, trial, list(levels))
         return rung_rules.next_level(own_levels, trial.last_step or 0)
 
 

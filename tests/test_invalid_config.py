@@ -71,7 +71,8 @@ def test_core_searcher_rejects_zero_fantasies():
         ({"max_resource": "AUTO"}, "max_resource.*'AUTO'"),  # a typo of "auto"
         ({"max_resource": 0}, "max_resource.*>= 1"),
         ({"min_resource": 2.5}, "min_resource.*integer"),
-        ({"brackets": 2.5}, "brackets must be an integer"),
+        ({"brackets": 2.5}, "brackets must be an integer >= 1 or 'auto', got 2.5"),
+        ({"brackets": "hyperband"}, "brackets must be an integer >= 1 or 'auto', got 'hyperband'"),
     ],
 )
 def test_pruner_arguments(kwargs, message):
@@ -119,7 +120,8 @@ def test_sampler_checks_core_arguments_at_construction():
         ({"max_t": 0}, r"max_t.*>= 1"),
         ({"type": "hyperband"}, "type must be 'stopping' or 'promotion', got 'hyperband'"),
         ({"mode": "maximize"}, "mode must be 'min' or 'max'"),
-        ({"brackets": 0}, "brackets must be >= 1"),
+        ({"brackets": 0}, "brackets must be an integer >= 1 or 'auto', got 0"),
+        ({"brackets": "Auto"}, "brackets must be an integer >= 1 or 'auto', got 'Auto'"),
     ],
 )
 def test_scheduler_arguments(kwargs, message):
