@@ -7,7 +7,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from mobster import rungs
 from optuna_mobster import MobsterPruner
+from optuna_mobster.pruner import BRACKET_KEY
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -90,6 +92,46 @@ def test_brackets_are_shared_consistently_and_follow_hyperband():
     assert counts[0] > counts[1] > counts[2] > 0
     late = brackets.index(2)
     assert pruner.trial_levels(study, late) == [9, 27]
+
+
+def _auto_bracket_study(name: str, reversed_ranking: bool) -> tuple[optuna.Study, MobsterPruner]:
+    """A study under ``brackets="auto"`` whose first trials each lead rung 1 (so they go on) and
+    then rank at rung 3 in the reverse order or in the same order."""
+    pruner = MobsterPruner(max_resource=81, brackets="auto")
+    study = optuna.create_study(study_name=name, pruner=pruner)
+    for k in range(rungs.AUTO_MIN_PAIRS):
+        at_three = 0.5 + 0.01 * k if reversed_ranking else 0.5 - 0.01 * k
+        run_trial(study, {1: 1.0 - 0.01 * k, 3: at_three})  # may be pruned at rung 3: a pair all the same
+    return study, pruner
+
+
+def _brackets_of_new_trials(study: optuna.Study, count: int) -> list[int]:
+    brackets = []
+    for _ in range(count):
+        trial = study.ask()
+        trial.report(0.99, 1)
+        trial.should_prune()  # the first report gives the trial its bracket
+        study.tell(trial, state=TrialState.PRUNED)
+        brackets.append(study.trials[-1].system_attrs[BRACKET_KEY])
+    return brackets
+
+
+def test_auto_brackets_open_once_the_first_rung_ranks_unlike_the_second():
+    study, pruner = _auto_bracket_study("auto-reversed", reversed_ranking=True)
+    assert all(t.system_attrs[BRACKET_KEY] == 0 for t in study.trials)  # before the evidence
+    later = _brackets_of_new_trials(study, 60)
+    assert set(later) <= {0, 1, 2} and 0 < sum(b > 0 for b in later) < 60
+    # Another process sharing the storage reads the brackets given, whatever it would sample now.
+    other = MobsterPruner(max_resource=81, brackets="auto")
+    trials = study.get_trials(deepcopy=False)
+    assert [other.bracket(study, t) for t in trials] == [pruner.bracket(study, t.number) for t in trials]
+    late = next(t for t in trials if t.system_attrs[BRACKET_KEY] == 2)
+    assert other.trial_levels(study, late) == [9, 27, 81]
+
+
+def test_auto_brackets_stay_one_while_the_rungs_rank_alike():
+    study, _ = _auto_bracket_study("auto-consistent", reversed_ranking=False)
+    assert _brackets_of_new_trials(study, 60) == [0] * 60
 
 
 @pytest.mark.parametrize(

@@ -116,3 +116,49 @@ def test_model_rescues_a_trial_only_when_its_prediction_ranks_in_the_top_share()
     assert rungs.rescued_by_model("b", ["a", "b"], predicted, 3)
     assert not rungs.rescued_by_model("f", at_rung, None, 3)  # no model yet
     assert not rungs.rescued_by_model("g", at_rung, predicted, 3)  # no prediction for it
+
+
+def test_rank_correlation_of_the_trials_recorded_at_both_rungs():
+    first = {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4, "only-first": 0.0}
+    assert rungs.rank_correlation(first, {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}) == (pytest.approx(1.0), 4)
+    assert rungs.rank_correlation(first, {"a": 4.0, "b": 3.0, "c": 2.0, "d": 1.0}) == (pytest.approx(-1.0), 4)
+    correlation, pairs = rungs.rank_correlation(first, {"a": 1.0, "b": 1.0, "c": 1.0})  # constant
+    assert math.isnan(correlation) and pairs == 3
+    correlation, pairs = rungs.rank_correlation(first, {"a": 1.0, "b": math.nan})  # nan is not a pair
+    assert math.isnan(correlation) and pairs == 1
+
+
+def _reversed_pairs(n: int) -> tuple[dict[int, float], dict[int, float]]:
+    return {t: float(t) for t in range(n)}, {t: float(-t) for t in range(n)}
+
+
+def test_auto_brackets_open_only_on_enough_evidence_that_the_first_rung_ranks_poorly():
+    levels = 5  # e.g. 1, 3, 9, 27, 81
+    first, second = _reversed_pairs(rungs.AUTO_MIN_PAIRS - 1)
+    assert rungs.auto_bracket_count(first, second, levels) == 1  # too few pairs yet
+    first, second = _reversed_pairs(rungs.AUTO_MIN_PAIRS)
+    assert rungs.auto_bracket_count(first, second, levels) == rungs.AUTO_MAX_BRACKETS
+    assert rungs.auto_bracket_count(first, second, 2) == 1  # a second bracket would be the full resource
+    assert rungs.auto_bracket_count(first, first, levels) == 1  # both rungs rank alike
+
+
+def test_rung_table_auto_brackets_switch_when_the_rungs_disagree_and_keep_given_brackets():
+    table = RungTable([1, 3, 9, 27, 81], 3, brackets="auto", seed=0)
+    # Each trial is the best yet at rung 1, so it goes on to rung 3, where the order reverses.
+    for trial in range(rungs.AUTO_MIN_PAIRS):
+        assert table.add_trial(trial) == 0
+        assert table.on_result(trial, 1, 1.0 - 0.01 * trial) == "continue"
+        table.on_result(trial, 3, 0.5 + 0.01 * trial)
+    assert table.bracket_count() == rungs.AUTO_MAX_BRACKETS
+    later = [table.add_trial(trial) for trial in range(100, 200)]
+    assert 0 < sum(b > 0 for b in later) < 100 and set(later) <= {0, 1, 2}
+    assert all(table.add_trial(trial) == 0 for trial in range(rungs.AUTO_MIN_PAIRS))  # kept
+
+
+def test_rung_table_auto_brackets_stay_one_while_the_rungs_agree():
+    table = RungTable([1, 3, 9, 27, 81], 3, brackets="auto", seed=0)
+    for trial in range(3 * rungs.AUTO_MIN_PAIRS):
+        assert table.add_trial(trial) == 0
+        if table.on_result(trial, 1, 1.0 - 0.01 * trial) == "continue":
+            table.on_result(trial, 3, 0.5 - 0.01 * trial)
+    assert table.bracket_count() == 1

@@ -13,6 +13,7 @@ import warnings
 import pytest
 from ray import tune
 
+from mobster import rungs
 from ray_session import local_ray
 from tune_mobster import MissingCheckpointError, MobsterScheduler, MobsterSearcher
 
@@ -111,6 +112,32 @@ def test_brackets_start_trials_at_their_bracket_rung(tmp_path) -> None:
     for result in results:
         levels = scheduler.trial_rung_levels(result.metrics["trial_id"])
         assert result.metrics["training_iteration"] in levels  # stopped only at its own rungs
+
+
+def rank_reversing_loss(config: dict) -> None:
+    """Reports ``v`` for two iterations, then ``1 - v``: the first rung ranks trials backwards."""
+    for iteration in range(1, 10):
+        tune.report({"loss": config["v"] if iteration < 3 else 1.0 - config["v"]})
+
+
+def test_auto_brackets_open_when_the_first_rung_ranks_unlike_the_second(tmp_path) -> None:
+    scheduler = MobsterScheduler(max_t=9, reduction_factor=3, brackets="auto", seed=0)
+    # One trial at a time, each the best yet at rung 1, so each goes on to rung 3.
+    values = [1.0 - 0.01 * k for k in range(24)]
+    results = _run(
+        rank_reversing_loss,
+        {"v": tune.grid_search(values)},
+        scheduler,
+        tmp_path,
+        metric="loss",
+        mode="min",
+        max_concurrent_trials=1,
+    )
+    assert not results.errors
+    starts = {r.config["v"]: scheduler.trial_rung_levels(r.metrics["trial_id"])[0] for r in results}
+    first = values[: rungs.AUTO_MIN_PAIRS]  # before the evidence: plain successive halving
+    assert all(starts[v] == 1 for v in first)
+    assert any(starts[v] > 1 for v in values[rungs.AUTO_MIN_PAIRS :])
 
 
 def test_promotion_pauses_and_resumes_trials_from_checkpoints(tmp_path) -> None:
