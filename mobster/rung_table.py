@@ -69,7 +69,9 @@ class RungTable:
             return self.brackets
         # Only bracket-0 trials record a value at the first rung, so the pairs are theirs.
         second = self.values[self.levels[1]] if len(self.levels) > 1 else {}
-        return rung_rules.auto_bracket_count(self.values[self.levels[0]], second, len(self.levels))
+        return rung_rules.auto_bracket_count(
+            self.values[self.levels[0]], second, len(self.levels), self.reduction_factor
+        )
 
     def trial_levels(self, trial: Hashable) -> list[int]:
         """The rung levels that apply to ``trial`` (those of its bracket)."""

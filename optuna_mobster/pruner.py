@@ -164,30 +164,38 @@ class MobsterPruner(BasePruner):
     def _give_bracket(self, study: Study, trial: FrozenTrial, levels: Sequence[int]) -> None:
         """Under ``brackets="auto"``, give the trial its bracket at its first report (kept in its
         system attrs, so other processes read the same), sampled from one or three brackets as
-        the first two rungs of the bracket-0 trials so far rank alike or not."""
+        the bracket-0 trials so far rank alike at the first two rungs or not."""
         key = (study.study_name, trial.number)
         if key in self._auto_brackets:
             return
         if isinstance(trial.system_attrs.get(BRACKET_KEY), int):
             self._auto_brackets[key] = int(trial.system_attrs[BRACKET_KEY])
             return
-        first: dict[int, float] = {}
-        second: dict[int, float] = {}
-        bounds = list(levels[:3]) + [math.inf] * (4 - len(levels[:3]))
-        for other in study.get_trials(deepcopy=False, states=_RUNG_STATES):
-            if other.number == trial.number or other.system_attrs.get(BRACKET_KEY) != 0:
-                continue
-            steps = sorted(other.intermediate_values)
-            at_first, at_second = rung_step(steps, bounds[0], bounds[1]), rung_step(steps, bounds[1], bounds[2])
-            if at_first is not None and at_second is not None:
-                first[other.number] = other.intermediate_values[at_first]
-                second[other.number] = other.intermediate_values[at_second]
-        count = rung_rules.auto_bracket_count(first, second, len(levels))
+        count = 1
+        if len(levels) >= 3:
+            first, second = self._first_two_rungs(study, trial, levels)
+            count = rung_rules.auto_bracket_count(first, second, len(levels), self.reduction_factor)
         bracket = rung_rules.sample_bracket(levels, count, _uniform(study, trial.number))
         # Optuna has no public way for a pruner to write to a trial; its SuccessiveHalvingPruner
         # makes this same storage call to record rung values.
         study._storage.set_trial_system_attr(trial._trial_id, BRACKET_KEY, bracket)
         self._auto_brackets[key] = bracket
+
+    def _first_two_rungs(
+        self, study: Study, trial: FrozenTrial, levels: Sequence[int]
+    ) -> tuple[dict[int, float], dict[int, float]]:
+        """Values (minimised) of the other bracket-0 trials at the first two rung levels."""
+        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+        rungs: tuple[dict[int, float], dict[int, float]] = ({}, {})
+        for other in study.get_trials(deepcopy=False, states=_RUNG_STATES):
+            if other.number == trial.number or other.system_attrs.get(BRACKET_KEY) != 0:
+                continue
+            steps = sorted(other.intermediate_values)
+            for values, level, upper in zip(rungs, levels[:2], levels[1:3]):
+                at = rung_step(steps, level, upper)
+                if at is not None:
+                    values[other.number] = sign * other.intermediate_values[at]
+        return rungs
 
     def _stops(self, study: Study, trial: FrozenTrial, level: int, upper: float, value: float) -> bool:
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0

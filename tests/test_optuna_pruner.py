@@ -94,30 +94,39 @@ def test_brackets_are_shared_consistently_and_follow_hyperband():
     assert pruner.trial_levels(study, late) == [9, 27]
 
 
-def _auto_bracket_study(name: str, reversed_ranking: bool) -> tuple[optuna.Study, MobsterPruner]:
-    """A study under ``brackets="auto"`` whose first trials each lead rung 1 (so they go on) and
-    then rank at rung 3 in the reverse order or in the same order."""
+def _auto_bracket_study(
+    name: str, reversed_ranking: bool, direction: str = "minimize"
+) -> tuple[optuna.Study, MobsterPruner]:
+    """A study under ``brackets="auto"``: twice AUTO_MIN_PAIRS trials pruned at rung 1, then
+    AUTO_MIN_PAIRS that each lead rung 1 (so they go on) and rank at rung 3 in the reverse order
+    or in the same order (values negated when maximising)."""
+    sign = -1.0 if direction == "maximize" else 1.0
     pruner = MobsterPruner(max_resource=81, brackets="auto")
-    study = optuna.create_study(study_name=name, pruner=pruner)
+    study = optuna.create_study(study_name=name, pruner=pruner, direction=direction)
+    for k in range(2 * rungs.AUTO_MIN_PAIRS):
+        run_trial(study, {1: sign * (2.0 + 0.01 * k)})
     for k in range(rungs.AUTO_MIN_PAIRS):
         at_three = 0.5 + 0.01 * k if reversed_ranking else 0.5 - 0.01 * k
-        run_trial(study, {1: 1.0 - 0.01 * k, 3: at_three})  # may be pruned at rung 3: a pair all the same
+        # It may be pruned at rung 3: its pair counts all the same.
+        run_trial(study, {1: sign * (1.0 - 0.01 * k), 3: sign * at_three})
     return study, pruner
 
 
 def _brackets_of_new_trials(study: optuna.Study, count: int) -> list[int]:
+    worst = 3.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else -3.0
     brackets = []
     for _ in range(count):
         trial = study.ask()
-        trial.report(0.99, 1)
+        trial.report(worst, 1)  # worse than all: the first rung's top third stays as it was
         trial.should_prune()  # the first report gives the trial its bracket
         study.tell(trial, state=TrialState.PRUNED)
         brackets.append(study.trials[-1].system_attrs[BRACKET_KEY])
     return brackets
 
 
-def test_auto_brackets_open_once_the_first_rung_ranks_unlike_the_second():
-    study, pruner = _auto_bracket_study("auto-reversed", reversed_ranking=True)
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_auto_brackets_open_once_the_first_rung_ranks_unlike_the_second(direction):
+    study, pruner = _auto_bracket_study("auto-reversed", reversed_ranking=True, direction=direction)
     assert all(t.system_attrs[BRACKET_KEY] == 0 for t in study.trials)  # before the evidence
     later = _brackets_of_new_trials(study, 60)
     assert set(later) <= {0, 1, 2} and 0 < sum(b > 0 for b in later) < 60
@@ -129,8 +138,9 @@ def test_auto_brackets_open_once_the_first_rung_ranks_unlike_the_second():
     assert other.trial_levels(study, late) == [9, 27, 81]
 
 
-def test_auto_brackets_stay_one_while_the_rungs_rank_alike():
-    study, _ = _auto_bracket_study("auto-consistent", reversed_ranking=False)
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_auto_brackets_stay_one_while_the_rungs_rank_alike(direction):
+    study, _ = _auto_bracket_study("auto-consistent", reversed_ranking=False, direction=direction)
     assert _brackets_of_new_trials(study, 60) == [0] * 60
 
 

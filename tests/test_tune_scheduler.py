@@ -122,11 +122,14 @@ def rank_reversing_loss(config: dict) -> None:
 
 def test_auto_brackets_open_when_the_first_rung_ranks_unlike_the_second(tmp_path) -> None:
     scheduler = MobsterScheduler(max_t=9, reduction_factor=3, brackets="auto", seed=0)
-    # One trial at a time, each the best yet at rung 1, so each goes on to rung 3.
-    values = [1.0 - 0.01 * k for k in range(24)]
+    n = rungs.AUTO_MIN_PAIRS
+    # One trial at a time: 2n poor trials (stopped at rung 1 but the first), then n that each
+    # lead rung 1, so they are its top third and go on, reversing their order at rung 3.
+    evidence = [0.9 + 0.01 * k for k in range(2 * n)] + [0.3 - 0.01 * k for k in range(n)]
+    later = [0.5 + 0.001 * k for k in range(2 * n)]
     results = _run(
         rank_reversing_loss,
-        {"v": tune.grid_search(values)},
+        {"v": tune.grid_search(evidence + later)},
         scheduler,
         tmp_path,
         metric="loss",
@@ -135,9 +138,10 @@ def test_auto_brackets_open_when_the_first_rung_ranks_unlike_the_second(tmp_path
     )
     assert not results.errors
     starts = {r.config["v"]: scheduler.trial_rung_levels(r.metrics["trial_id"])[0] for r in results}
-    first = values[: rungs.AUTO_MIN_PAIRS]  # before the evidence: plain successive halving
-    assert all(starts[v] == 1 for v in first)
-    assert any(starts[v] > 1 for v in values[rungs.AUTO_MIN_PAIRS :])
+    # Before the evidence, plain successive halving. The very first trial goes on too (alone at
+    # rung 1) and makes an n-th pair, so the last of the n leaders may already start later.
+    assert all(starts[v] == 1 for v in evidence[:-1])
+    assert any(starts[v] > 1 for v in later)
 
 
 def test_promotion_pauses_and_resumes_trials_from_checkpoints(tmp_path) -> None:
