@@ -24,7 +24,7 @@ class RungTable:
         reduction_factor: ``eta``.
         promotion: ``False`` for the stopping rule, ``True`` to pause every trial at its rungs.
         brackets: Number of Hyperband brackets to sample from (1 = plain ASHA), or ``"auto"``:
-            one until the first rung is seen to rank trials unlike the second, then three (see
+            three until the first rung is seen to rank trials as the second does, then one (see
             :func:`mobster.rungs.auto_bracket_count`); each trial keeps the bracket it was given.
         seed: Seed of the bracket sampler.
 

@@ -71,8 +71,8 @@ def sample_bracket(levels: Sequence[int], num_brackets: int, uniform: float) -> 
     return int(min(np.searchsorted(cumulative, uniform, side="right"), len(cumulative) - 1))
 
 
-#: ``brackets="auto"``: how many of Hyperband's brackets to sample from once the first rung is
-#: found to rank poorly, and the evidence needed. Measured on the benchmark tables (successive
+#: ``brackets="auto"``: how many of Hyperband's brackets to sample from until the first rung is
+#: found to rank well, and the evidence needed. Measured on the benchmark tables (successive
 #: halving over random draws): among the trials in the top third of the first rung, the rank
 #: correlation of their values at the first two rungs is 0.71 to 0.89 on three tables and 0.42 on
 #: the one where the first epoch ranks configurations no better than chance at the end
@@ -109,18 +109,19 @@ def auto_bracket_count(
     0), ``second_rung`` values at the second level. The question is whether the first rung's
     ranking means anything among the trials it sends on: of those now in its top ``1/eta`` (a
     trial the model rescued from below does not count), take the ones recorded at the second
-    rung. One bracket (plain asynchronous successive halving) while fewer than
-    :data:`AUTO_MIN_PAIRS` of them are there, or while both rungs rank them alike; Hyperband's
-    first :data:`AUTO_MAX_BRACKETS` once their rank correlation falls below
-    :data:`AUTO_MIN_RANK_CORRELATION`, so that later-starting brackets keep good but
-    slow-starting configurations in the race.
+    rung. Hyperband's first :data:`AUTO_MAX_BRACKETS` brackets until :data:`AUTO_MIN_PAIRS` of
+    them are there and rank alike at both rungs (rank correlation at least
+    :data:`AUTO_MIN_RANK_CORRELATION`); then one (plain asynchronous successive halving), and
+    back to several if the evidence turns. Brackets come first because a trial's first rung is
+    fixed when it starts: trials started before the evidence is in must already be protected
+    from a first rung that may rank poorly.
     """
     if num_levels < 3:  # a second bracket would start at the full resource
         return 1
     bar = continue_threshold(list(first_rung.values()), reduction_factor)
     passed = {trial: value for trial, value in first_rung.items() if value <= bar}
     correlation, pairs = rank_correlation(passed, second_rung)
-    if pairs < AUTO_MIN_PAIRS or not correlation < AUTO_MIN_RANK_CORRELATION:
+    if pairs >= AUTO_MIN_PAIRS and correlation >= AUTO_MIN_RANK_CORRELATION:
         return 1
     return AUTO_MAX_BRACKETS
 

@@ -51,11 +51,11 @@ class MobsterPruner(BasePruner):
             finished trial (until then, rungs continue geometrically).
         reduction_factor: ``eta``; a ``1/eta`` share of trials continues at every rung.
         brackets: Number of Hyperband brackets; ``1`` (default, best for MOBSTER in the paper) is
-            plain asynchronous successive halving. ``"auto"``: one bracket while the trials that
-            pass the first rung rank alike there and at the second, three once they do not
-            (rank correlation below 0.6 over 8 or more trials; see
-            :func:`mobster.rungs.auto_bracket_count`): later first rungs then keep slow starters
-            in the race. Each trial keeps the bracket it gets at its first report.
+            plain asynchronous successive halving. ``"auto"``: Hyperband's first three brackets
+            until the trials that pass the first rung are seen to rank alike there and at the
+            second (rank correlation 0.6 or more over 8 or more trials; see
+            :func:`mobster.rungs.auto_bracket_count`), then one. Each trial keeps the bracket it
+            gets at its first report.
         rescue_by_model: Whether a trial the rule would prune goes on when the sampler's GP
             predicts its value at the full resource in the top ``1/eta`` of the trials at that
             rung (learning curves cross: some configurations start slowly and finish best).
@@ -126,14 +126,14 @@ class MobsterPruner(BasePruner):
         is the one the trial got at its first report (read from ``trial``'s system attrs, or
         remembered by this pruner for a trial number); 0 before that.
         """
-        levels = self.levels(study) if levels is None else list(levels)
         number = trial if isinstance(trial, int) else trial.number
-        if self.brackets != "auto":
-            return rung_rules.sample_bracket(levels, self.brackets, _uniform(study, number))
-        given = self._auto_brackets.get((study.study_name, number))
-        if given is None and isinstance(trial, FrozenTrial):
-            given = trial.system_attrs.get(BRACKET_KEY)
-        return int(given) if isinstance(given, int) else 0
+        if self.brackets == "auto":
+            given = self._auto_brackets.get((study.study_name, number))
+            if given is None and isinstance(trial, FrozenTrial):
+                given = trial.system_attrs.get(BRACKET_KEY)
+            return int(given) if isinstance(given, int) else 0
+        levels = self.levels(study) if levels is None else list(levels)
+        return rung_rules.sample_bracket(levels, self.brackets, _uniform(study, number))
 
     def trial_levels(self, study: Study, trial: FrozenTrial | int) -> list[int]:
         """The rung levels of the trial's bracket."""
@@ -163,8 +163,8 @@ class MobsterPruner(BasePruner):
 
     def _give_bracket(self, study: Study, trial: FrozenTrial, levels: Sequence[int]) -> None:
         """Under ``brackets="auto"``, give the trial its bracket at its first report (kept in its
-        system attrs, so other processes read the same), sampled from one or three brackets as
-        the bracket-0 trials so far rank alike at the first two rungs or not."""
+        system attrs, so other processes read the same), sampled from three brackets or one as
+        the bracket-0 trials so far rank unlike or alike at the first two rungs."""
         key = (study.study_name, trial.number)
         if key in self._auto_brackets:
             return

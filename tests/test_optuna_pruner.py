@@ -94,22 +94,38 @@ def test_brackets_are_shared_consistently_and_follow_hyperband():
     assert pruner.trial_levels(study, late) == [9, 27]
 
 
+def _bracket_zero_trial(study: optuna.Study, value_at_one: float, brackets: list[int]) -> optuna.Trial:
+    """Asks trials that report ``value_at_one`` at step 1 until one gets bracket 0 (the others
+    are pruned); appends every bracket given to ``brackets``."""
+    while True:
+        trial = study.ask()
+        trial.report(value_at_one, 1)
+        pruned = trial.should_prune()  # the first report gives the trial its bracket
+        brackets.append(study.trials[-1].system_attrs[BRACKET_KEY])
+        if brackets[-1] == 0 and not pruned:
+            return trial
+        study.tell(trial, state=TrialState.PRUNED)
+
+
 def _auto_bracket_study(
-    name: str, reversed_ranking: bool, direction: str = "minimize"
-) -> tuple[optuna.Study, MobsterPruner]:
-    """A study under ``brackets="auto"``: twice AUTO_MIN_PAIRS trials pruned at rung 1, then
-    AUTO_MIN_PAIRS that each lead rung 1 (so they go on) and rank at rung 3 in the reverse order
-    or in the same order (values negated when maximising)."""
+    name: str, same_ranking: bool, direction: str = "minimize"
+) -> tuple[optuna.Study, MobsterPruner, list[int]]:
+    """A study under ``brackets="auto"`` with twice AUTO_MIN_PAIRS poor bracket-0 trials at rung
+    1, then AUTO_MIN_PAIRS that each lead rung 1 (so they go on) and rank at rung 3 in the same
+    order or in the reverse order (values negated when maximising). Also returns the brackets
+    given while it was built."""
     sign = -1.0 if direction == "maximize" else 1.0
     pruner = MobsterPruner(max_resource=81, brackets="auto")
     study = optuna.create_study(study_name=name, pruner=pruner, direction=direction)
+    given: list[int] = []
     for k in range(2 * rungs.AUTO_MIN_PAIRS):
-        run_trial(study, {1: sign * (2.0 + 0.01 * k)})
+        trial = _bracket_zero_trial(study, sign * 2.0, given)
+        study.tell(trial, sign * 2.0)
     for k in range(rungs.AUTO_MIN_PAIRS):
-        at_three = 0.5 + 0.01 * k if reversed_ranking else 0.5 - 0.01 * k
-        # It may be pruned at rung 3: its pair counts all the same.
-        run_trial(study, {1: sign * (1.0 - 0.01 * k), 3: sign * at_three})
-    return study, pruner
+        trial = _bracket_zero_trial(study, sign * (1.0 - 0.01 * k), given)
+        trial.report(sign * (0.5 - 0.01 * k if same_ranking else 0.5 + 0.01 * k), 3)
+        study.tell(trial, state=TrialState.PRUNED)  # its pair counts all the same
+    return study, pruner, given
 
 
 def _brackets_of_new_trials(study: optuna.Study, count: int) -> list[int]:
@@ -118,18 +134,17 @@ def _brackets_of_new_trials(study: optuna.Study, count: int) -> list[int]:
     for _ in range(count):
         trial = study.ask()
         trial.report(worst, 1)  # worse than all: the first rung's top third stays as it was
-        trial.should_prune()  # the first report gives the trial its bracket
+        trial.should_prune()
         study.tell(trial, state=TrialState.PRUNED)
         brackets.append(study.trials[-1].system_attrs[BRACKET_KEY])
     return brackets
 
 
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
-def test_auto_brackets_open_once_the_first_rung_ranks_unlike_the_second(direction):
-    study, pruner = _auto_bracket_study("auto-reversed", reversed_ranking=True, direction=direction)
-    assert all(t.system_attrs[BRACKET_KEY] == 0 for t in study.trials)  # before the evidence
-    later = _brackets_of_new_trials(study, 60)
-    assert set(later) <= {0, 1, 2} and 0 < sum(b > 0 for b in later) < 60
+def test_auto_brackets_sample_several_until_the_first_rung_ranks_as_the_second(direction):
+    study, pruner, early = _auto_bracket_study("auto-consistent", same_ranking=True, direction=direction)
+    assert set(early) == {0, 1, 2}  # before the evidence: Hyperband's first three brackets
+    assert _brackets_of_new_trials(study, 30) == [0] * 30
     # Another process sharing the storage reads the brackets given, whatever it would sample now.
     other = MobsterPruner(max_resource=81, brackets="auto")
     trials = study.get_trials(deepcopy=False)
@@ -139,9 +154,10 @@ def test_auto_brackets_open_once_the_first_rung_ranks_unlike_the_second(directio
 
 
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
-def test_auto_brackets_stay_one_while_the_rungs_rank_alike(direction):
-    study, _ = _auto_bracket_study("auto-consistent", reversed_ranking=False, direction=direction)
-    assert _brackets_of_new_trials(study, 60) == [0] * 60
+def test_auto_brackets_stay_several_while_the_rungs_rank_unlike(direction):
+    study, _, _ = _auto_bracket_study("auto-reversed", same_ranking=False, direction=direction)
+    later = _brackets_of_new_trials(study, 30)
+    assert set(later) == {0, 1, 2}
 
 
 @pytest.mark.parametrize(

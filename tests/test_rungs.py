@@ -135,45 +135,48 @@ def _first_rung_led_by(second: dict[int, float]) -> dict[int, float]:
     return {t: float(t) for t in range(3 * n)}
 
 
-def test_auto_brackets_open_only_on_enough_evidence_that_the_first_rung_ranks_poorly():
+def test_auto_brackets_close_only_on_enough_evidence_that_the_first_rung_ranks_well():
     levels, eta, n = 5, 3, rungs.AUTO_MIN_PAIRS  # levels: e.g. 1, 3, 9, 27, 81
-    reversed_second = {t: float(-t) for t in range(n)}
-    first = _first_rung_led_by(reversed_second)
-    assert rungs.auto_bracket_count(first, reversed_second, levels, eta) == rungs.AUTO_MAX_BRACKETS
-    assert rungs.auto_bracket_count(first, reversed_second, 2, eta) == 1  # a 2nd bracket would be the full resource
+    many = rungs.AUTO_MAX_BRACKETS
+    assert rungs.auto_bracket_count({}, {}, levels, eta) == many  # no evidence yet
     same_order = {t: float(t) for t in range(n)}
-    assert rungs.auto_bracket_count(first, same_order, levels, eta) == 1  # both rungs rank alike
-    fewer = {t: float(-t) for t in range(n - 1)}
-    assert rungs.auto_bracket_count(_first_rung_led_by(fewer), fewer, levels, eta) == 1  # too few pairs yet
+    first = _first_rung_led_by(same_order)
+    assert rungs.auto_bracket_count(first, same_order, levels, eta) == 1
+    reversed_second = {t: float(-t) for t in range(n)}
+    assert rungs.auto_bracket_count(first, reversed_second, levels, eta) == many  # the evidence turned
+    fewer = {t: float(t) for t in range(n - 1)}
+    assert rungs.auto_bracket_count(_first_rung_led_by(fewer), fewer, levels, eta) == many  # too few pairs
+    assert rungs.auto_bracket_count({}, {}, 2, eta) == 1  # a 2nd bracket would be the full resource
     # Only the first rung's top third counts: trials the model sent on from below do not.
-    rescued = {t: float(-t) for t in range(2 * n, 3 * n)}
-    assert rungs.auto_bracket_count(first, {**same_order, **rescued}, levels, eta) == 1
+    rescued = {t: float(t) for t in range(2 * n, 3 * n)}
+    assert rungs.auto_bracket_count(first, {**reversed_second, **rescued}, levels, eta) == many
 
 
-def _fill_rung_table(table: RungTable, reversed_ranking: bool) -> None:
-    """Twice AUTO_MIN_PAIRS trials stopped at rung 1, then AUTO_MIN_PAIRS that each lead rung 1
-    (so they go on) and rank at rung 3 in the reverse order or in the same order."""
+def _fill_rung_table(table: RungTable, same_ranking: bool) -> None:
+    """Twice AUTO_MIN_PAIRS bracket-0 trials stopped at rung 1, then AUTO_MIN_PAIRS that each
+    lead rung 1 (so they go on) and rank at rung 3 in the same order or in the reverse order."""
     n = rungs.AUTO_MIN_PAIRS
     for trial in range(2 * n):
-        assert table.add_trial(trial) == 0
+        table.add_trial(trial, bracket=0)
         table.on_result(trial, 1, 2.0 + 0.01 * trial)
     for k in range(n):
         trial = 2 * n + k
-        assert table.add_trial(trial) == 0
+        table.add_trial(trial, bracket=0)
         assert table.on_result(trial, 1, 1.0 - 0.01 * k) == "continue"
-        table.on_result(trial, 3, 0.5 + 0.01 * k if reversed_ranking else 0.5 - 0.01 * k)
+        table.on_result(trial, 3, 0.5 - 0.01 * k if same_ranking else 0.5 + 0.01 * k)
 
 
-def test_rung_table_auto_brackets_switch_when_the_rungs_disagree_and_keep_given_brackets():
+def test_rung_table_auto_brackets_sample_several_until_the_rungs_agree_and_keep_given_brackets():
     table = RungTable([1, 3, 9, 27, 81], 3, brackets="auto", seed=0)
-    _fill_rung_table(table, reversed_ranking=True)
-    assert table.bracket_count() == rungs.AUTO_MAX_BRACKETS
-    later = [table.add_trial(trial) for trial in range(100, 200)]
-    assert 0 < sum(b > 0 for b in later) < 100 and set(later) <= {0, 1, 2}
-    assert all(table.add_trial(trial) == 0 for trial in range(3 * rungs.AUTO_MIN_PAIRS))  # kept
-
-
-def test_rung_table_auto_brackets_stay_one_while_the_rungs_agree():
-    table = RungTable([1, 3, 9, 27, 81], 3, brackets="auto", seed=0)
-    _fill_rung_table(table, reversed_ranking=False)
+    early = [table.add_trial(trial) for trial in range(100, 200)]
+    assert 0 < sum(b > 0 for b in early) < 100 and set(early) <= {0, 1, 2}
+    _fill_rung_table(table, same_ranking=True)
     assert table.bracket_count() == 1
+    assert [table.add_trial(trial) for trial in range(200, 300)] == [0] * 100
+    assert [table.add_trial(trial) for trial in range(100, 200)] == early  # kept
+
+
+def test_rung_table_auto_brackets_stay_several_while_the_rungs_disagree():
+    table = RungTable([1, 3, 9, 27, 81], 3, brackets="auto", seed=0)
+    _fill_rung_table(table, same_ranking=False)
+    assert table.bracket_count() == rungs.AUTO_MAX_BRACKETS

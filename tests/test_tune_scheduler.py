@@ -114,22 +114,15 @@ def test_brackets_start_trials_at_their_bracket_rung(tmp_path) -> None:
         assert result.metrics["training_iteration"] in levels  # stopped only at its own rungs
 
 
-def rank_reversing_loss(config: dict) -> None:
-    """Reports ``v`` for two iterations, then ``1 - v``: the first rung ranks trials backwards."""
-    for iteration in range(1, 10):
-        tune.report({"loss": config["v"] if iteration < 3 else 1.0 - config["v"]})
-
-
-def test_auto_brackets_open_when_the_first_rung_ranks_unlike_the_second(tmp_path) -> None:
+def test_auto_brackets_close_once_the_first_rung_ranks_as_the_second(tmp_path) -> None:
     scheduler = MobsterScheduler(max_t=9, reduction_factor=3, brackets="auto", seed=0)
-    n = rungs.AUTO_MIN_PAIRS
-    # One trial at a time: 2n poor trials (stopped at rung 1 but the first), then n that each
-    # lead rung 1, so they are its top third and go on, reversing their order at rung 3.
-    evidence = [0.9 + 0.01 * k for k in range(2 * n)] + [0.3 - 0.01 * k for k in range(n)]
-    later = [0.5 + 0.001 * k for k in range(2 * n)]
+    # One trial at a time, each the best yet at every rung: bracket-0 trials all go on, and the
+    # first rung's top third ranks at rung 3 as at rung 1. Until 8 of them are there, trials
+    # sample from three brackets; then from one.
+    values = [1.0 - 0.01 * k for k in range(60)]
     results = _run(
-        rank_reversing_loss,
-        {"v": tune.grid_search(evidence + later)},
+        constant_loss,
+        {"v": tune.grid_search(values)},
         scheduler,
         tmp_path,
         metric="loss",
@@ -137,11 +130,9 @@ def test_auto_brackets_open_when_the_first_rung_ranks_unlike_the_second(tmp_path
         max_concurrent_trials=1,
     )
     assert not results.errors
-    starts = {r.config["v"]: scheduler.trial_rung_levels(r.metrics["trial_id"])[0] for r in results}
-    # Before the evidence, plain successive halving. The very first trial goes on too (alone at
-    # rung 1) and makes an n-th pair, so the last of the n leaders may already start later.
-    assert all(starts[v] == 1 for v in evidence[:-1])
-    assert any(starts[v] > 1 for v in later)
+    starts = [scheduler.trial_rung_levels(r.metrics["trial_id"])[0] for r in sorted(results, key=lambda r: -r.config["v"])]
+    assert set(starts[:10]) > {1}  # before the evidence
+    assert starts[-10:] == [1] * 10
 
 
 def test_promotion_pauses_and_resumes_trials_from_checkpoints(tmp_path) -> None:

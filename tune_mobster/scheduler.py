@@ -60,10 +60,10 @@ class MobsterScheduler(TrialScheduler):
         max_t: The maximum resource per trial; trials are stopped there.
         grace_period: The first rung level.
         reduction_factor: ``eta``: the spacing of rungs and the share that goes on.
-        brackets: Number of Hyperband brackets to sample from, or ``"auto"``: one while the
-            first rung ranks the trials that pass it as the second rung does, three once it
-            does not (rank correlation below 0.6 over 8 or more trials; see
-            :func:`mobster.rungs.auto_bracket_count`).
+        brackets: Number of Hyperband brackets to sample from, or ``"auto"``: three until the
+            first rung is seen to rank the trials that pass it as the second rung does (rank
+            correlation 0.6 or more over 8 or more trials; see
+            :func:`mobster.rungs.auto_bracket_count`), then one.
         type: ``"stopping"`` or ``"promotion"``.
         seed: Seed of the bracket sampler.
         rescue_by_model: Whether, with ``type="stopping"``, a trial the rule would stop goes on
