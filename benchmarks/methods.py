@@ -118,10 +118,11 @@ ABLATIONS: dict[str, Method] = {
             "#9edae5",
             _mobster_with(brackets=3, rescue_by_model=None),
         ),
-        # Brackets only where the run finds the first rung ranking poorly (MobsterPruner(brackets="auto")).
+        # Three brackets until the run finds that the first rung ranks well, then one
+        # (MobsterPruner(brackets="auto")).
         Method(
             "mobster-auto-brackets",
-            "ours + brackets when rung 1 ranks poorly",
+            'ours + brackets="auto"',
             "#637939",
             _mobster_with(brackets="auto", rescue_by_model=None),
         ),
