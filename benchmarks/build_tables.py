@@ -354,6 +354,30 @@ def halving_keeps(table: Table, top_share: float = 0.02, reduction_factor: int =
     return float(np.mean([table.max_resource in results[row] for row in best]))
 
 
+def first_rung_agreement(
+    table: Table, draws: int = 200, configs_per_draw: int = 54, reduction_factor: int = 3, seed: int = 0
+) -> float:
+    """What ``brackets="auto"`` measures, over random draws: the mean rank correlation between
+    the first two rungs' values of the configurations successive halving sends on from the
+    first rung (its top ``1 / reduction_factor``), each draw ``configs_per_draw`` configurations.
+    Near 1 when the first rung ranks the survivors as the second does; low when it does not."""
+    from mobster.rungs import rank_correlation, rung_levels
+
+    first, second = rung_levels(1, table.max_resource, reduction_factor)[:2]
+    rng = np.random.default_rng(seed)
+    correlations = []
+    for _ in range(draws):
+        rows = rng.choice(len(table.configs), configs_per_draw, replace=False)
+        survivors = {row: levels for row, levels in halving_results(table, rows, reduction_factor).items() if second in levels}
+        correlation, _ = rank_correlation(
+            {row: levels[first] for row, levels in survivors.items()},
+            {row: levels[second] for row, levels in survivors.items()},
+        )
+        if math.isfinite(correlation):
+            correlations.append(correlation)
+    return float(np.mean(correlations)) if correlations else math.nan
+
+
 def summary(table: Table) -> str:
     """Configs, best/median final error, rank correlations of early vs final errors, what
     successive halving keeps of the best, cost spread."""
@@ -367,6 +391,7 @@ def summary(table: Table) -> str:
         f"final error best {final.min():.4f} median {np.median(final):.4f}; "
         f"spearman(r=1, r={table.max_resource}) {rho_1:.3f}, spearman(r={early}, r={table.max_resource}) "
         f"{rho_early:.3f}; successive halving keeps {halving_keeps(table):.0%} of the best 2%; "
+        f"its first rung's survivors rank alike at rungs 1 and 3 at {first_rung_agreement(table):.2f}; "
         f"s/unit min {sec.min():.4f} median {np.median(sec):.4f} max {sec.max():.4f}"
     )
 

@@ -149,3 +149,15 @@ def test_halving_keeps_the_best_when_early_errors_rank_them_first_and_loses_them
     mixed = parallel.copy()
     mixed[1, :-1] = 5.0
     assert halving_keeps(_curves_table(mixed)) == 0.5
+
+
+def test_first_rung_agreement_is_high_when_survivors_keep_their_order_and_low_when_it_reverses() -> None:
+    from benchmarks.build_tables import first_rung_agreement
+
+    quality = np.arange(90) / 90
+    resources = np.arange(1, 10)
+    parallel = quality[:, None] + 1 / resources[None, :]  # same order at every resource
+    assert first_rung_agreement(_curves_table(parallel), draws=20) == pytest.approx(1.0)
+    reversing = parallel.copy()
+    reversing[:, 2:] = (1 - quality)[:, None]  # from epoch 3 on, the order flips
+    assert first_rung_agreement(_curves_table(reversing), draws=20) == pytest.approx(-1.0)
