@@ -12,6 +12,7 @@ import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence, Set
 
 import numpy as np
+from scipy.stats import rankdata
 
 
 def validate_resources(min_resource: int, max_resource: int, reduction_factor: float) -> None:
@@ -85,8 +86,6 @@ AUTO_MIN_RANK_CORRELATION = 0.6
 def rank_correlation(first: Mapping[Hashable, float], second: Mapping[Hashable, float]) -> tuple[float, int]:
     """Spearman's rank correlation of the values of the trials found in both maps, and their
     number; ``nan`` for fewer than 3 such trials or when either side is constant."""
-    from scipy.stats import rankdata  # scipy ships with BoTorch; imported here to keep rungs light
-
     shared = [t for t in first if t in second and math.isfinite(first[t]) and math.isfinite(second[t])]
     if len(shared) < 3:
         return math.nan, len(shared)
