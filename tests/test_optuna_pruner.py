@@ -118,7 +118,7 @@ def _auto_bracket_study(
     pruner = MobsterPruner(max_resource=81, brackets="auto")
     study = optuna.create_study(study_name=name, pruner=pruner, direction=direction)
     given: list[int] = []
-    for k in range(2 * rungs.AUTO_MIN_PAIRS):
+    for _ in range(2 * rungs.AUTO_MIN_PAIRS):
         trial = _bracket_zero_trial(study, sign * 2.0, given)
         study.tell(trial, sign * 2.0)
     for k in range(rungs.AUTO_MIN_PAIRS):
