@@ -128,10 +128,8 @@ class MobsterPruner(BasePruner):
         """
         number = trial if isinstance(trial, int) else trial.number
         if self.brackets == "auto":
-            given = self._auto_brackets.get((study.study_name, number))
-            if given is None and isinstance(trial, FrozenTrial):
-                given = trial.system_attrs.get(BRACKET_KEY)
-            return int(given) if isinstance(given, int) else 0
+            given = self._given_bracket(study, trial)
+            return 0 if given is None else given
         levels = self.levels(study) if levels is None else list(levels)
         return rung_rules.sample_bracket(levels, self.brackets, _uniform(study, number))
 
@@ -165,11 +163,7 @@ class MobsterPruner(BasePruner):
         """Under ``brackets="auto"``, give the trial its bracket at its first report (kept in its
         system attrs, so other processes read the same), sampled from three brackets or one as
         the bracket-0 trials so far rank unlike or alike at the first two rungs."""
-        key = (study.study_name, trial.number)
-        if key in self._auto_brackets:
-            return
-        if isinstance(trial.system_attrs.get(BRACKET_KEY), int):
-            self._auto_brackets[key] = int(trial.system_attrs[BRACKET_KEY])
+        if self._given_bracket(study, trial) is not None:
             return
         count = 1
         if len(levels) >= 3:
@@ -179,7 +173,18 @@ class MobsterPruner(BasePruner):
         # Optuna has no public way for a pruner to write to a trial; its SuccessiveHalvingPruner
         # makes this same storage call to record rung values.
         study._storage.set_trial_system_attr(trial._trial_id, BRACKET_KEY, bracket)
-        self._auto_brackets[key] = bracket
+        self._auto_brackets[(study.study_name, trial.number)] = bracket
+
+    def _given_bracket(self, study: Study, trial: FrozenTrial | int) -> int | None:
+        """The bracket a trial got under ``brackets="auto"``: remembered here, else read from its
+        system attrs (another process gave it) and remembered; ``None`` if none yet."""
+        number = trial if isinstance(trial, int) else trial.number
+        given = self._auto_brackets.get((study.study_name, number))
+        if given is None and isinstance(trial, FrozenTrial):
+            stored = trial.system_attrs.get(BRACKET_KEY)
+            if isinstance(stored, int):
+                given = self._auto_brackets[(study.study_name, number)] = stored
+        return given
 
     def _first_two_rungs(
         self, study: Study, trial: FrozenTrial, levels: Sequence[int]
