@@ -182,6 +182,11 @@ class BenchmarkSummary:
     #: time to target holds.
     reaching_target: int | None = None
     configurations: int | None = None
+    #: The next distinct full-resource error above the target in the table, and how many
+    #: configurations reach that: when the metric moves in steps (one validation example of a
+    #: classifier), this shows how many configurations miss the target by a single step.
+    next_error: float | None = None
+    reaching_next: int | None = None
 
 
 def summarise(runs: Sequence[Run], baseline: str = BASELINE) -> list[BenchmarkSummary]:
@@ -207,6 +212,7 @@ def summarise(runs: Sequence[Run], baseline: str = BASELINE) -> list[BenchmarkSu
             BenchmarkSummary(
                 table, target, first["best"], first["budget"], first["workers"], rows,
                 *configurations_reaching(table, target),
+                *next_error_above(table, target),
             )
         )
     return summaries
@@ -222,6 +228,21 @@ def configurations_reaching(table: str, target: float) -> tuple[int | None, int 
     # Rounded as a run's errors are stored, so this counts what a time to target counts.
     finals = np.round(load_table(table).curves[:, -1], ERROR_DECIMALS)
     return int(np.sum(finals <= target)), len(finals)
+
+
+def next_error_above(table: str, target: float) -> tuple[float | None, int | None]:
+    """The next distinct full-resource error above ``target`` in ``table`` and how many
+    configurations reach it; ``(None, None)`` when the table is not stored or nothing is above."""
+    from benchmarks.tables import list_tables, load_table
+
+    if table not in list_tables():
+        return None, None
+    finals = np.round(load_table(table).curves[:, -1], ERROR_DECIMALS)
+    above = finals[finals > target]
+    if not len(above):
+        return None, None
+    step = float(above.min())
+    return step, int(np.sum(finals <= step))
 
 
 def charged_runs(runs: Sequence[Run]) -> list[Run]:
@@ -406,6 +427,11 @@ def format_table(summaries: Sequence[BenchmarkSummary]) -> str:
         + (
             f"; {s.reaching_target} of {s.configurations:,} configurations reach it"
             if s.configurations is not None
+            else ""
+        )
+        + (
+            f", {s.reaching_next} reach the next error above it, {s.next_error:.5f}"
+            if s.reaching_next is not None and s.next_error is not None
             else ""
         )
         + f"), budget {s.budget:.0f} s on {s.workers} workers"

@@ -125,6 +125,11 @@ def test_quick_mode_writes_table_json_and_plots(tmp_path: Any, capsys: Any) -> N
     assert bench["configurations"] == len(finals)
     assert bench["reaching_target"] == int((finals <= bench["target"]).sum()) >= 1
     assert f"{bench['reaching_target']} of {len(finals):,} configurations reach it" in text
+    # One step of the metric above the target: the next distinct final error, and its reach.
+    above = finals[finals > bench["target"]]
+    assert bench["next_error"] == pytest.approx(above.min()) and bench["next_error"] > bench["target"]
+    assert bench["reaching_next"] == int((finals <= above.min()).sum()) > bench["reaching_target"]
+    assert f", {bench['reaching_next']} reach the next error above it, {above.min():.5f}" in text
     for m in methods.values():
         assert m["regret_median"] >= 0 and m["ask_p50"] >= 0
     png = tmp_path / f"regret_{run.QUICK_TABLE}.png"
