@@ -212,37 +212,27 @@ def summarise(runs: Sequence[Run], baseline: str = BASELINE) -> list[BenchmarkSu
             BenchmarkSummary(
                 table, target, first["best"], first["budget"], first["workers"], rows,
                 *configurations_reaching(table, target),
-                *next_error_above(table, target),
             )
         )
     return summaries
 
 
-def configurations_reaching(table: str, target: float) -> tuple[int | None, int | None]:
+def configurations_reaching(table: str, target: float) -> tuple[int | None, int | None, float | None, int | None]:
     """How many of ``table``'s configurations reach ``target`` at the full resource, out of how
-    many; ``(None, None)`` when the table is not stored in this checkout."""
+    many; then the next distinct full-resource error above ``target`` and how many reach that
+    (``None`` when nothing is above). All ``None`` when the table is not stored in this checkout."""
     from benchmarks.tables import list_tables, load_table
 
     if table not in list_tables():
-        return None, None
+        return None, None, None, None
     # Rounded as a run's errors are stored, so this counts what a time to target counts.
     finals = np.round(load_table(table).curves[:, -1], ERROR_DECIMALS)
-    return int(np.sum(finals <= target)), len(finals)
-
-
-def next_error_above(table: str, target: float) -> tuple[float | None, int | None]:
-    """The next distinct full-resource error above ``target`` in ``table`` and how many
-    configurations reach it; ``(None, None)`` when the table is not stored or nothing is above."""
-    from benchmarks.tables import list_tables, load_table
-
-    if table not in list_tables():
-        return None, None
-    finals = np.round(load_table(table).curves[:, -1], ERROR_DECIMALS)
+    reaching = int(np.sum(finals <= target))
     above = finals[finals > target]
     if not len(above):
-        return None, None
-    step = float(above.min())
-    return step, int(np.sum(finals <= step))
+        return reaching, len(finals), None, None
+    next_error = float(above.min())
+    return reaching, len(finals), next_error, int(np.sum(finals <= next_error))
 
 
 def charged_runs(runs: Sequence[Run]) -> list[Run]:
