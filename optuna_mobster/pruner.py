@@ -190,7 +190,7 @@ class MobsterPruner(BasePruner):
         self, study: Study, trial: FrozenTrial, levels: Sequence[int]
     ) -> tuple[dict[int, float], dict[int, float]]:
         """Values (minimised) of the other bracket-0 trials at the first two rung levels."""
-        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+        sign = _minimising_sign(study)
         rungs: tuple[dict[int, float], dict[int, float]] = ({}, {})
         for other in study.get_trials(deepcopy=False, states=_RUNG_STATES):
             if other.number == trial.number or other.system_attrs.get(BRACKET_KEY) != 0:
@@ -203,7 +203,7 @@ class MobsterPruner(BasePruner):
         return rungs
 
     def _stops(self, study: Study, trial: FrozenTrial, level: int, upper: float, value: float) -> bool:
-        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+        sign = _minimising_sign(study)
         recorded = {trial.number: sign * value}
         # One storage read serves the rule and, when it stops the trial, the model's rescue.
         trials = study.get_trials(deepcopy=False)
@@ -234,6 +234,11 @@ class MobsterPruner(BasePruner):
         if number not in self._warned:
             self._warned.add(number)
             warnings.warn(f"MobsterPruner: trial {number} {message}", stacklevel=3)
+
+
+def _minimising_sign(study: Study) -> float:
+    """Factor that turns the study's values into ones to minimise (the rungs rank by lower)."""
+    return -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
 
 
 def _uniform(study: Study, trial_number: int) -> float:

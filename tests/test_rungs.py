@@ -128,10 +128,9 @@ def test_rank_correlation_of_the_trials_recorded_at_both_rungs():
     assert math.isnan(correlation) and pairs == 1
 
 
-def _first_rung_led_by(second: dict[int, float]) -> dict[int, float]:
-    """First-rung values where the trials of ``second`` (keys 0..n-1) are the top third, in key
-    order, followed by twice as many worse trials that stopped there."""
-    n = len(second)
+def _first_rung_led_by(n: int) -> dict[int, float]:
+    """First-rung values where trials 0..n-1 are the top third, in key order, followed by twice
+    as many worse trials that stopped there."""
     return {t: float(t) for t in range(3 * n)}
 
 
@@ -140,12 +139,12 @@ def test_auto_brackets_close_only_on_enough_evidence_that_the_first_rung_ranks_w
     many = rungs.AUTO_MAX_BRACKETS
     assert rungs.auto_bracket_count({}, {}, levels, eta) == many  # no evidence yet
     same_order = {t: float(t) for t in range(n)}
-    first = _first_rung_led_by(same_order)
+    first = _first_rung_led_by(n)
     assert rungs.auto_bracket_count(first, same_order, levels, eta) == 1
     reversed_second = {t: float(-t) for t in range(n)}
     assert rungs.auto_bracket_count(first, reversed_second, levels, eta) == many  # the evidence turned
     fewer = {t: float(t) for t in range(n - 1)}
-    assert rungs.auto_bracket_count(_first_rung_led_by(fewer), fewer, levels, eta) == many  # too few pairs
+    assert rungs.auto_bracket_count(_first_rung_led_by(n - 1), fewer, levels, eta) == many  # too few pairs
     assert rungs.auto_bracket_count({}, {}, 2, eta) == 1  # a 2nd bracket would be the full resource
     # Only the first rung's top third counts: trials the model sent on from below do not.
     rescued = {t: float(t) for t in range(2 * n, 3 * n)}
