@@ -86,6 +86,14 @@ def _gp_sh(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
     return GPSampler(seed=seed), pruner
 
 
+def _random_search(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
+    from optuna.pruners import NopPruner
+    from optuna.samplers import RandomSampler
+
+    # Every trial trains to the full resource: the floor any multi-fidelity method must beat.
+    return RandomSampler(seed=seed), NopPruner()
+
+
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
@@ -93,6 +101,7 @@ METHODS: dict[str, Method] = {
         Method("asha", "ASHA (random + MobsterPruner)", "#1f77b4", _asha),
         Method("tpe-hyperband", "TPE + Hyperband (Optuna)", "#2ca02c", _tpe_hyperband),
         Method("gp-sh", "GP + SH (Optuna)", "#9467bd", _gp_sh),
+        Method("random", "random search (no stopping)", "#8c8c8c", _random_search),
     )
 }
 

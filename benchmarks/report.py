@@ -20,13 +20,15 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks import protocol
 from benchmarks.methods import ABLATIONS, ALL_METHODS, BASELINE
+from benchmarks.suite import task_group
 
 #: Regret plotted on a log axis: zero regret is drawn at this floor.
 REGRET_FLOOR = 1e-4
@@ -79,6 +81,7 @@ def run_record(
         "n_trials": sim.n_trials,
         "n_pruned": sim.n_pruned,
         "rows": list(sim.rows),
+        "incumbent_config": sim.incumbent_config,
         "wall_seconds": round(wall_seconds, 2),
         "code": code,
         "model_failures": model_failures,
@@ -140,7 +143,7 @@ def incumbent_at(run: Run, times: np.ndarray) -> np.ndarray:
 
 def target_of(finals: Sequence[float]) -> float:
     """The protocol's target: the higher middle of the baseline's final incumbents."""
-    return float(np.quantile(np.asarray(finals, dtype=float), 0.5, method="higher"))
+    return protocol.higher_median(finals)
 
 
 @dataclass
@@ -151,6 +154,11 @@ class MethodSummary:
     seeds: int
     ttt_median: float
     ttt_ratio: float
+    #: The 90% bootstrap interval of ``ttt_ratio`` (seeds of this method and of ASHA resampled).
+    ttt_ratio_low: float
+    ttt_ratio_high: float
+    #: The ratio of median times to each easier level (ASHA's median incumbent at 25% / 50% of the budget).
+    level_ratios: dict[str, float]
     ttt_earlier_share: float
     ttt_free_median: float
     ttt_free_ratio: float
@@ -177,6 +185,10 @@ class BenchmarkSummary:
     budget: float
     workers: int
     methods: list[MethodSummary]
+    #: ``real``, ``lcbench-tuning`` or ``lcbench-evaluation``.
+    group: str = "real"
+    #: The easier quality levels (the target is the ``final`` one).
+    levels: dict[str, float] = field(default_factory=dict)
     #: Table configurations whose full-resource error reaches the target, and the table's size
     #: (``None`` when the table is not stored here): how rare a hit is, hence how much luck a
     #: time to target holds.
@@ -203,14 +215,19 @@ def summarise(runs: Sequence[Run], baseline: str = BASELINE) -> list[BenchmarkSu
         methods = by_table[table]
         if baseline not in methods:
             continue
-        target = target_of([final_incumbent(r) for r in methods[baseline]])
-        base_ttt = [time_to_target(r, target) for r in methods[baseline]]
-        base_free = _median([time_to_target(r, target, "free") for r in methods[baseline]])
-        rows = [_method_summary(name, methods[name], target, base_ttt, base_free) for name in _ordered(methods)]
-        first = methods[baseline][0]
+        base = methods[baseline]
+        first = base[0]
+        levels = protocol.quality_levels(
+            [final_incumbent(r) for r in base],
+            lambda t: [incumbent_at(r, np.array([t]))[0] for r in base],
+            first["budget"],
+        )
+        target = levels["final"]
+        easier = {name: level for name, level in levels.items() if name != "final"}
+        rows = [_method_summary(name, methods[name], target, base, easier) for name in _ordered(methods)]
         summaries.append(
             BenchmarkSummary(
-                table, target, first["best"], first["budget"], first["workers"], rows,
+                table, target, first["best"], first["budget"], first["workers"], rows, task_group(table), easier,
                 *configurations_reaching(table, target),
             )
         )
@@ -240,10 +257,19 @@ def charged_runs(runs: Sequence[Run]) -> list[Run]:
 
 
 def _method_summary(
-    name: str, runs: list[Run], target: float, base_ttt: Sequence[float], base_free: float
+    name: str, runs: list[Run], target: float, base_runs: Sequence[Run], levels: dict[str, float]
 ) -> MethodSummary:
     ttt = [time_to_target(r, target) for r in runs]
+    base_ttt = [time_to_target(r, target) for r in base_runs]
     base = _median(base_ttt)
+    base_free = _median([time_to_target(r, target, "free") for r in base_runs])
+    interval = protocol.ratio_interval(ttt, base_ttt)
+    level_ratios = {
+        level: protocol.median_ratio(
+            np.array([time_to_target(r, value) for r in runs]), np.array([time_to_target(r, value) for r in base_runs])
+        )
+        for level, value in levels.items()
+    }
     ttt_free = [time_to_target(r, target, "free") for r in runs]
     regrets = np.array([max(final_incumbent(r) - r["best"], 0.0) for r in runs])
     asks = np.array([a[0] for r in runs for a in r["asks"]] or [math.nan])
@@ -253,7 +279,10 @@ def _method_summary(
         method=name,
         seeds=len(runs),
         ttt_median=_median(ttt),
-        ttt_ratio=_ratio(_median(ttt), base),
+        ttt_ratio=interval.ratio,
+        ttt_ratio_low=interval.low,
+        ttt_ratio_high=interval.high,
+        level_ratios=level_ratios,
         ttt_earlier_share=earlier_share(ttt, base_ttt),
         ttt_free_median=_median(ttt_free),
         ttt_free_ratio=_ratio(_median(ttt_free), base_free),
@@ -327,55 +356,76 @@ def decision_ratio(runs: Sequence[Run], reference: Sequence[Run]) -> tuple[float
     return float(np.median([ours[b] / theirs[b] for b in shared])), len(shared)
 
 
-# ----- targets of the issue ------------------------------------------------------------------
+# ----- across benchmarks --------------------------------------------------------------------
+
+#: The groups summarised across their benchmarks, in display order.
+GROUPS = ("lcbench-tuning", "lcbench-evaluation")
 
 
-def verdicts(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], ours: str = "mobster") -> list[str]:
-    """The issue's targets, each met or missed, with the numbers."""
+def distributions(summaries: Sequence[BenchmarkSummary]) -> dict[str, dict[str, protocol.Distribution]]:
+    """Per group of LCBench tasks and per method: the distribution of its ratios to ASHA."""
+    out: dict[str, dict[str, protocol.Distribution]] = {}
+    for group in GROUPS:
+        members = [s for s in summaries if s.group == group]
+        names = _ordered({m.method for s in members for m in s.methods} - {BASELINE})
+        if members:
+            out[group] = {
+                name: protocol.ratio_distribution([m.ttt_ratio for s in members for m in s.methods if m.method == name])
+                for name in names
+            }
+    return out
+
+
+def format_distributions(dists: dict[str, dict[str, protocol.Distribution]]) -> str:
     lines = []
-    rows = {s.table: {m.method: m for m in s.methods} for s in summaries}
-    have = [t for t in rows if ours in rows[t]]
-    halved = [t for t in have if rows[t][ours].ttt_ratio <= 0.5]
-    lines.append(
-        f"time-to-target <= 0.5x ASHA on >= 3 of 4 benchmarks: {'MET' if len(halved) >= 3 else 'MISSED'} "
-        f"({len(halved)} of {len(have)} run: "
-        + ", ".join(
-            f"{t}: {_fmt_s(rows[t][ours].ttt_median)} s vs {_fmt_s(rows[t][BASELINE].ttt_median)} s = "
-            f"{format_ratio(rows[t][ours].ttt_ratio)}"
-            for t in have
-        )
-        + ")"
-    )
-    for other, label, bound in (("tpe-hyperband", "TPE+Hyperband", 1.0), ("ref-mobster", "reference MOBSTER", 0.8)):
-        pairs = [t for t in have if other in rows[t]]
-        if not pairs:
-            lines.append(f"vs {label}: not run")
-            continue
-        parts, ok = [], True
-        for t in pairs:
-            a, b = rows[t][ours].ttt_median, rows[t][other].ttt_median
-            rel = a / b if math.isfinite(b) and b > 0 else (0.0 if math.isfinite(a) else math.nan)
-            met = (a < b) if bound == 1.0 else (rel <= bound)
-            ok &= bool(met)
-            shown = "theirs never reached" if math.isinf(b) and math.isfinite(a) else format_ratio(rel)
-            parts.append(f"{t}: {_fmt_s(a)} s vs {_fmt_s(b)} s = {shown}{'' if met else ' (missed)'}")
-        want = "better than" if bound == 1.0 else f"<= {bound}x"
-        lines.append(f"time-to-target {want} {label}: {'MET' if ok else 'MISSED'} ({', '.join(parts)})")
-    by_method: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for group, by_method in dists.items():
+        lines.append(f"\n{group}: median time to target vs ASHA's, across tasks\n")
+        lines.append("| method | tasks | median ratio | tasks at <= 0.5x | tasks at <= 1.0x |\n|---|---:|---:|---:|---:|")
+        for name, d in by_method.items():
+            label = ALL_METHODS[name].label if name in ALL_METHODS else name
+            lines.append(
+                f"| {label} | {d.benchmarks} | {format_ratio(d.median)} | {_share(d.at_most_half)} | {_share(d.at_most_one)} |"
+            )
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _share(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.0%}"
+
+
+def surrogate_check(runs: Sequence[Run]) -> list[str]:
+    """Where runs ended below the best of the 20,000 random configurations of an LCBench task, how
+    many of their incumbent's parameters sit at a bound of the space (within 1% of its range):
+    a surrogate extrapolates there, and a tuner may be rewarded for exploiting that."""
+    from benchmarks import lcbench
+
+    below: dict[str, list[list[str]]] = defaultdict(list)
+    totals: dict[str, int] = defaultdict(int)
     for run in runs:
-        by_method[run["table"], run["method"]].append(run)
-    parts, ok, any_pair = [], True, False
-    for t in have:
-        if (t, "ref-mobster") not in by_method:
+        if not lcbench.is_lcbench(run["table"]):
             continue
-        any_pair = True
-        rel, n = decision_ratio(by_method[t, ours], by_method[t, "ref-mobster"])
-        ok &= rel <= 0.25
-        parts.append(f"{t} {format_ratio(rel)} over {n} bins")
-    if any_pair:
+        totals[run["method"]] += 1
+        if final_incumbent(run) < run["best"] and run.get("incumbent_config"):
+            try:
+                bench = lcbench.load(run["table"])
+            except lcbench.MissingDataError:
+                return []
+            below[run["method"]].append(bench.at_bounds(run["incumbent_config"]))
+    lines = []
+    for name in _ordered(totals):
+        found = below.get(name, [])
+        if not found:
+            lines.append(f"- {name}: 0 of {totals[name]} runs end below the best random configuration")
+            continue
+        counts = np.array([len(b) for b in found])
+        common = defaultdict(int)
+        for names in found:
+            for p in names:
+                common[p] += 1
+        top = ", ".join(f"{p} {n}" for p, n in sorted(common.items(), key=lambda kv: -kv[1])[:3]) or "none"
         lines.append(
-            f"decision s/suggestion <= 0.25x reference MOBSTER at equal data size: {'MET' if ok else 'MISSED'} "
-            f"({', '.join(parts)})"
+            f"- {name}: {len(found)} of {totals[name]} runs end below the best random configuration; their incumbents "
+            f"have {np.median(counts):.0f} parameters at a bound (median; max {counts.max()}), most often: {top}"
         )
     return lines
 
@@ -389,31 +439,35 @@ def format_ratio(x: float) -> str:
 
 
 def format_table(summaries: Sequence[BenchmarkSummary]) -> str:
-    """A markdown table: one row per (benchmark, method).
+    """A markdown table: one row per (benchmark, method), as protocol v2 reports it.
 
-    "distinct configs" is the median share of a run's trials that landed on a table row no earlier
-    trial of the run had (suggestions snap to the grid, so near-duplicates re-train one config).
+    "vs ASHA" is the ratio of median times to target with its 90% bootstrap interval; "at 25% /
+    50%" the same ratio for the easier levels; "free" leaves the tuner's decision time out of the
+    clock. "distinct configs" is the median share of a run's trials that trained a configuration
+    no earlier trial of the run had (on a table, suggestions snap to the grid).
     """
     head = (
-        "| benchmark | method | seeds | time to target (s) | vs ASHA | P(first vs ASHA) | free: time to target "
-        "| free: vs ASHA | reached | final regret median [IQR] | ask s p50 / p90 | decision s / suggestion | trials "
-        "| distinct configs |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n"
+        "| benchmark | method | seeds | time to target (s) | vs ASHA [90% CI] | P(first vs ASHA) | at 25% / 50% "
+        "| free: vs ASHA | reached | final regret median [IQR] | ask s p50 / p90 | trials | distinct configs |\n"
+        "|---|---|---:|---:|---|---:|---|---:|---:|---|---:|---:|---:|\n"
     )
     lines = []
     for s in summaries:
         for m in s.methods:
             label = ALL_METHODS[m.method].label if m.method in ALL_METHODS else m.method
+            levels = " / ".join(format_ratio(m.level_ratios.get(k, math.nan)) for k in s.levels)
             lines.append(
-                f"| {s.table} | {label} | {m.seeds} | {_fmt_s(m.ttt_median)} | {format_ratio(m.ttt_ratio)} "
-                f"| {m.ttt_earlier_share:.2f} "
-                f"| {_fmt_s(m.ttt_free_median)} | {format_ratio(m.ttt_free_ratio)} | {m.reached}/{m.seeds} "
+                f"| {s.table} | {label} | {m.seeds} | {_fmt_s(m.ttt_median)} "
+                f"| {format_ratio(m.ttt_ratio)} [{format_ratio(m.ttt_ratio_low)}, {format_ratio(m.ttt_ratio_high)}] "
+                f"| {m.ttt_earlier_share:.2f} | {levels} | {format_ratio(m.ttt_free_ratio)} | {m.reached}/{m.seeds} "
                 f"| {m.regret_median:.4f} [{m.regret_q25:.4f}, {m.regret_q75:.4f}] "
-                f"| {m.ask_p50:.3f} / {m.ask_p90:.3f} | {m.decision_per_suggestion:.3f} | {m.trials_median:.0f} "
+                f"| {m.ask_p50:.3f} / {m.ask_p90:.3f} | {m.trials_median:.0f} "
                 f"| {'n/a' if math.isnan(m.distinct_share) else f'{m.distinct_share:.0%}'} |"
             )
     targets = "\n".join(
-        f"- {s.table}: target error {s.target:.4f} (table best {s.best:.4f}"
+        f"- {s.table}: target error {s.target:.4f}, easier levels "
+        + ", ".join(f"{k} {v:.4f}" for k, v in s.levels.items())
+        + f" ({'table best' if s.group == 'real' else 'best of 20,000 random configurations'} {s.best:.4f}"
         + (
             f"; {s.reaching_target} of {s.configurations:,} configurations reach it"
             if s.configurations is not None
@@ -439,7 +493,11 @@ def _fmt_s(x: float) -> str:
     return "n/a" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.0f}")
 
 
-def summary_json(summaries: Sequence[BenchmarkSummary], verdict_lines: Sequence[str]) -> dict[str, Any]:
+def summary_json(
+    summaries: Sequence[BenchmarkSummary],
+    dists: dict[str, dict[str, protocol.Distribution]],
+    check_lines: Sequence[str],
+) -> dict[str, Any]:
     """The summary as JSON-ready data (``inf`` written as the string ``"inf"``)."""
 
     def clean(value: Any) -> Any:
@@ -451,7 +509,13 @@ def summary_json(summaries: Sequence[BenchmarkSummary], verdict_lines: Sequence[
             return [clean(v) for v in value]
         return value
 
-    return clean({"benchmarks": [asdict(s) for s in summaries], "targets": list(verdict_lines)})
+    return clean(
+        {
+            "benchmarks": [asdict(s) for s in summaries],
+            "across_tasks": {g: {m: asdict(d) for m, d in by.items()} for g, by in dists.items()},
+            "surrogate_check": list(check_lines),
+        }
+    )
 
 
 def plot_regret(
@@ -524,20 +588,112 @@ def plot_decisions(summary: BenchmarkSummary, runs: Sequence[Run], path: Path) -
     plt.close(fig)
 
 
+def plot_mean_ranks(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], path: Path) -> bool:
+    """Mean rank of every main method over time, one panel per group of LCBench tasks; ``False``
+    (nothing drawn) when no group has tasks on which every method ran."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for group in GROUPS:
+        members = [s for s in summaries if s.group == group]
+        if not members:
+            continue
+        methods = _ordered({m.method for s in members for m in s.methods if m.method in MAIN_PLOT_METHODS})
+        times = np.linspace(0.0, members[0].budget, 200)
+        curves: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+        for run in runs:
+            if run["table"] in {s.table for s in members} and run["method"] in methods:
+                curves[run["table"]].setdefault(run["method"], []).append(incumbent_at(run, times))  # type: ignore[attr-defined]
+        stacked = {t: {m: np.stack(v) for m, v in by.items()} for t, by in curves.items()}
+        # Methods that ran on every task of the group (a method missing somewhere would skew the ranks).
+        methods = [m for m in methods if all(m in stacked[t] for t in stacked)]
+        ranks, used = protocol.mean_ranks(stacked, methods)
+        if used:
+            panels.append((group, times, methods, ranks, len(used)))
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), dpi=110, squeeze=False)
+    for ax, (group, times, methods, ranks, n) in zip(axes[0], panels):
+        for name, rank in zip(methods, ranks):
+            meta = ALL_METHODS.get(name)
+            ax.plot(times, rank, label=meta.label if meta else name, color=meta.color if meta else None,
+                    lw=2.2 if name == "mobster" else 1.4)
+        ax.set_xlim(0, times[-1])
+        ax.set_ylim(len(methods) + 0.3, 0.7)  # rank 1 on top
+        ax.set_xlabel("simulated seconds (4 workers, decision time charged)")
+        ax.set_ylabel("mean rank of the median incumbent (1 = best)")
+        ax.set_title(f"{group}: {n} tasks")
+        ax.grid(True, alpha=0.3)
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def plot_ratio_distribution(summaries: Sequence[BenchmarkSummary], path: Path) -> bool:
+    """Each method's time-to-target ratio to ASHA on every benchmark (one dot each, log scale),
+    grouped as the README reports them; ``False`` when there is nothing to draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [g for g in ("real", *GROUPS) if any(s.group == g for s in summaries)]
+    methods = _ordered({m.method for s in summaries for m in s.methods if m.method in MAIN_PLOT_METHODS} - {BASELINE})
+    if not groups or not methods:
+        return False
+    fig, ax = plt.subplots(figsize=(8.5, 4.6), dpi=110)
+    width = 0.8 / len(methods)
+    ceiling = 20.0  # never reached (inf) is drawn on the ceiling
+    for i, name in enumerate(methods):
+        meta = ALL_METHODS.get(name)
+        label = meta.label if meta else name
+        for g, group in enumerate(groups):
+            ratios = [m.ttt_ratio for s in summaries if s.group == group for m in s.methods if m.method == name]
+            ratios = np.array([min(max(r, 0.01), ceiling) for r in ratios if not math.isnan(r)])
+            if not ratios.size:
+                continue
+            x = g + (i - (len(methods) - 1) / 2) * width
+            jitter = np.random.default_rng(i + 10 * g).uniform(-width / 4, width / 4, ratios.size)
+            ax.scatter(x + jitter, ratios, s=12, color=meta.color if meta else None, alpha=0.8, label=label)
+            label = None  # one legend entry per method
+            ax.plot([x - width / 2.5, x + width / 2.5], [np.median(ratios)] * 2, color="black", lw=1.5)
+    ax.axhline(1.0, color="grey", lw=1)
+    ax.axhline(0.5, color="grey", lw=1, ls="--")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(f"median time to target / ASHA's (never reached drawn at {ceiling:g})")
+    ax.set_title("time to ASHA's median final error, one dot per benchmark (bar: median)")
+    ax.grid(True, which="both", axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def write_report(out: Path, *, plots: bool = True) -> str:
     """Summarise every run under ``out``; write ``summary.json``, ``summary.md`` and the PNGs.
 
-    Returns the printed text (table and targets).
+    Returns the printed text (per-benchmark table, distributions across LCBench tasks, and the
+    surrogate check).
     """
     out = Path(out)
     runs = charged_runs(load_runs(out))
     summaries = summarise(runs)
-    lines = verdicts(summaries, runs)
-    text = format_table(summaries) + "\nTargets of the issue (ours = MOBSTER in Optuna):\n" + "\n".join(
-        f"- {line}" for line in lines
-    ) + "\n"
+    dists = distributions(summaries)
+    checks = surrogate_check(runs)
+    text = format_table(summaries) + format_distributions(dists)
+    if checks:
+        text += "\nLCBench runs that end below the best of 20,000 random configurations:\n" + "\n".join(checks) + "\n"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary_json(summaries, lines), indent=1) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary_json(summaries, dists, checks), indent=1) + "\n")
     (out / "summary.md").write_text(text)
     if plots:
         for s in summaries:
@@ -545,13 +701,16 @@ def write_report(out: Path, *, plots: bool = True) -> str:
             plot_regret(s, table_runs, out / f"regret_{s.table}.png", MAIN_PLOT_METHODS)
             if any(m.method in ABLATIONS for m in s.methods):
                 plot_regret(s, table_runs, out / f"ablations_{s.table}.png", ABLATION_PLOT_METHODS)
-            plot_decisions(s, table_runs, out / f"decisions_{s.table}.png")
+            if s.group == "real":  # LCBench decision times are in the table; 34 more plots would add little
+                plot_decisions(s, table_runs, out / f"decisions_{s.table}.png")
+        plot_mean_ranks(summaries, runs, out / "lcbench_mean_rank.png")
+        plot_ratio_distribution(summaries, out / "ratios.png")
     return text
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder with runs/")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/v2/budget-32"), help="folder with runs/")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
     print(write_report(args.out, plots=not args.no_plots))

@@ -1,9 +1,15 @@
-"""Run the simulated benchmark: every (table, method, seed) of a grid, then the report.
+"""Run the simulated benchmark: every (benchmark, method, seed) of a grid, then the report.
 
-    python -m benchmarks.run --quick                       # one table, two seeds, < 1 minute
-    python -m benchmarks.run                               # everything: hours on one core
-    python -m benchmarks.run --tables mlp_digits --methods mobster asha --seeds 10
+    python -m benchmarks.run --quick                       # one table + one LCBench task, < 1 minute
+    python -m benchmarks.run                               # protocol v2, budget 32: many hours
+    python -m benchmarks.run --budget-trainings 128        # the large budget
+    python -m benchmarks.run --tables lcbench-tuning --methods mobster asha
     python -m benchmarks.run --tables mlp_digits --seeds 5 --first-seed 5   # seeds 5..9, merged
+
+Benchmarks are the stored tables and the LCBench tasks (``lcbench-7593``; groups ``real``,
+``lcbench``, ``lcbench-tuning``, ``lcbench-evaluation``: see ``benchmarks/suite.py``). Without
+``--seeds``, each gets the protocol's number: 30 seeds on a real table, 10 on an LCBench task.
+Results go to ``benchmarks/results/v2/budget-B`` for a budget of B median full trainings.
 
 Each finished run is merged at once into ``OUT/runs/`` (one JSON per benchmark and method), so a
 grid can be split over several invocations, interrupted, and resumed with ``--skip-done``; the
@@ -36,11 +42,16 @@ from pathlib import Path  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks.methods import ABLATIONS, BASELINE, METHODS, OPTUNA_METHODS, make  # noqa: E402
 from benchmarks.simulator import BUDGET_FULL_TRAININGS, DEFAULT_WORKERS, budget_seconds, simulate  # noqa: E402
-from benchmarks.tables import list_tables, load_table  # noqa: E402
+from benchmarks.lcbench import MissingDataError, require_data  # noqa: E402
+from benchmarks.suite import expand, groups, list_benchmarks, load_benchmark, task_group  # noqa: E402
 
-#: Seeds per (benchmark, method) in a full run: the protocol's minimum.
-FULL_SEEDS = 10
+#: Seeds per (benchmark, method) in a full run: the protocol's minimum, by kind of benchmark.
+REAL_SEEDS = 30
+LCBENCH_SEEDS = 10
+#: The protocol's two budgets, in median full trainings on one worker.
+BUDGETS = (32, 128)
 QUICK_TABLE = "mlp_digits"
+QUICK_LCBENCH = "lcbench-7593"
 QUICK_METHODS = ("asha", "mobster", "tpe-hyperband")
 QUICK_SEEDS = 2
 #: The quick mode's budget in median full trainings (the full protocol's is 32).
@@ -87,7 +98,7 @@ def pin_threads() -> None:
 def run_job(job: Job) -> report.Run:
     """Simulate one run and return its JSON record (also the entry point of worker processes)."""
     pin_threads()
-    table = load_table(job.table)
+    table = load_benchmark(job.table)
     code = code_version()
     sampler, pruner = make(job.method, job.seed, table.max_resource)
     started = time.perf_counter()
@@ -112,12 +123,43 @@ def run_job(job: Job) -> report.Run:
     )
 
 
+def quick_benchmarks() -> list[str]:
+    """The quick mode's benchmarks: one table, and one LCBench task where its data is here."""
+    try:
+        require_data()
+    except MissingDataError as error:
+        print(f"quick mode without {QUICK_LCBENCH}: {error}", flush=True)
+        return [QUICK_TABLE]
+    return [QUICK_TABLE, QUICK_LCBENCH]
+
+
+def protocol_seeds(benchmark: str) -> int:
+    """The protocol's number of seeds for ``benchmark``."""
+    return REAL_SEEDS if task_group(benchmark) == "real" else LCBENCH_SEEDS
+
+
+def default_out(budget: float) -> Path:
+    return Path("benchmarks/results/v2") / f"budget-{budget:g}"
+
+
 def plan(
-    tables: Sequence[str], methods: Sequence[str], seeds: Sequence[int], workers: int, budget: float, charge: bool
+    tables: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int] | None,
+    workers: int,
+    budget: float,
+    charge: bool,
+    first_seed: int = 0,
 ) -> list[Job]:
+    """Every job of the grid; ``seeds=None`` gives each benchmark the protocol's number from ``first_seed``."""
     # Seed-major order: partial results cover every method of a table early, ASHA first (the target).
     order = sorted(methods, key=lambda m: m != BASELINE)
-    return [Job(t, m, s, workers, budget, charge) for t in tables for s in seeds for m in order]
+    return [
+        Job(t, m, s, workers, budget, charge)
+        for t in tables
+        for s in (seeds if seeds is not None else range(first_seed, first_seed + protocol_seeds(t)))
+        for m in order
+    ]
 
 
 def done_keys(out: Path) -> set[tuple[str, str, int, int, bool]]:
@@ -158,20 +200,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run", description="Simulated asynchronous HPO on tabulated learning curves."
     )
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_TABLE}, {QUICK_SEEDS} seeds, "
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_TABLE} and {QUICK_LCBENCH}, {QUICK_SEEDS} seeds, "
                         f"{', '.join(QUICK_METHODS)}, {QUICK_BUDGET_TRAININGS}-training budget (< 1 minute)")
-    parser.add_argument("--tables", nargs="+", choices=list_tables(), help="default: all tables")
+    parser.add_argument("--tables", "--benchmarks", nargs="+", choices=[*list_benchmarks(), *groups()],
+                        metavar="NAME", help="benchmarks or groups (real, lcbench, lcbench-tuning, lcbench-evaluation); "
+                        "default: real and lcbench")
     parser.add_argument("--methods", nargs="+", choices=list(OPTUNA_METHODS),
                         help=f"default: {', '.join(METHODS)}; ablations: {', '.join(ABLATIONS)}")
     parser.add_argument("--ablations", action="store_true", help="run the ablations (instead of --methods)")
-    parser.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default {FULL_SEEDS}, {QUICK_SEEDS} with --quick)")
+    parser.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default {REAL_SEEDS} on a real "
+                        f"table, {LCBENCH_SEEDS} on an LCBench task, {QUICK_SEEDS} with --quick)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST .. FIRST+SEEDS-1")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="asynchronous workers K (default 4)")
     parser.add_argument("--budget-trainings", type=float, default=None,
-                        help=f"budget in median full trainings on one worker (default {BUDGET_FULL_TRAININGS})")
+                        help=f"budget in median full trainings on one worker (default {BUDGET_FULL_TRAININGS}; "
+                        f"the protocol's are {' and '.join(map(str, BUDGETS))})")
     parser.add_argument("--free", action="store_true", help="do not charge decision time to the clock")
     parser.add_argument("--out", type=Path, default=None,
-                        help="results folder (default benchmarks/results, out/benchmarks-quick with --quick)")
+                        help="results folder (default benchmarks/results/v2/budget-B, out/benchmarks-quick with --quick)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default 1)")
     parser.add_argument("--skip-done", action="store_true", help="skip runs already stored under OUT")
     parser.add_argument("--no-report", action="store_true", help="only run and store; report later")
@@ -181,25 +227,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> str:
     """Run the grid the arguments describe, then print and write the report; returns the text."""
     args = parse_args(argv)
+    seeds = None if args.seeds is None else list(range(args.first_seed, args.first_seed + args.seeds))
     if args.quick:
-        tables = args.tables or [QUICK_TABLE]
+        tables = expand(args.tables or quick_benchmarks())
         methods = args.methods or list(QUICK_METHODS)
-        seeds = list(range(args.first_seed, args.first_seed + (args.seeds or QUICK_SEEDS)))
+        seeds = seeds or list(range(args.first_seed, args.first_seed + QUICK_SEEDS))
         budget = args.budget_trainings or QUICK_BUDGET_TRAININGS
         out = args.out or Path("out/benchmarks-quick")
     else:
-        tables = args.tables or list_tables()
+        tables = expand(args.tables or ["real", "lcbench"])
         methods = list(ABLATIONS) if args.ablations else (args.methods or list(METHODS))
-        seeds = list(range(args.first_seed, args.first_seed + (args.seeds or FULL_SEEDS)))
         budget = args.budget_trainings or BUDGET_FULL_TRAININGS
-        out = args.out or Path("benchmarks/results")
-    jobs = plan(tables, methods, seeds, args.workers, budget, not args.free)
+        out = args.out or default_out(budget)
+    try:
+        for name in tables:
+            load_benchmark(name)  # a missing LCBench folder fails here, before any run
+    except MissingDataError as error:
+        raise SystemExit(str(error)) from None
+    jobs = plan(tables, methods, seeds, args.workers, budget, not args.free, args.first_seed)
     if args.skip_done:
         done = done_keys(out)
         jobs = [j for j in jobs if (j.table, j.method, j.seed, j.workers, j.charge) not in done]
     print(
-        f"{len(jobs)} runs: tables {', '.join(tables)}; methods {', '.join(methods)}; seeds {seeds[0]}..{seeds[-1]}; "
-        f"{args.workers} workers; budget {budget_seconds(args.workers, budget):.0f} simulated s; -> {out}",
+        f"{len(jobs)} runs: benchmarks {', '.join(tables)}; methods {', '.join(methods)}; "
+        + (f"seeds {seeds[0]}..{seeds[-1]}; " if seeds else f"the protocol's seeds from {args.first_seed}; ")
+        + f"{args.workers} workers; budget {budget_seconds(args.workers, budget):.0f} simulated s; -> {out}",
         flush=True,
     )
     execute(jobs, out, args.jobs)

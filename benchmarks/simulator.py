@@ -1,7 +1,9 @@
-"""Asynchronous tuning in simulated time on tabulated learning curves, for any Optuna tuner.
+"""Asynchronous tuning in simulated time on learning curves, for any Optuna tuner.
 
-``K`` workers each train one trial at a time, unit by unit; the table says what each unit costs
-(scaled, see :func:`time_scale`). A priority queue holds every worker's next "unit finished"
+The curves come from a benchmark (:class:`benchmarks.tables.Benchmark`): a stored table of real
+training, whose row nearest to a suggestion is replayed, or an LCBench task, whose surrogate is
+evaluated at exactly the suggested values. ``K`` workers each train one trial at a time, unit by
+unit; the benchmark says what each unit costs (scaled, see :func:`time_scale`). A priority queue holds every worker's next "unit finished"
 event and the events of all workers are processed in global time order, so when the tuner decides
 for one worker, the trials of the others are RUNNING in the study with the values they reported so
 far: a model-based sampler sees them as pending.
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from benchmarks.tables import Table
+from benchmarks.tables import Benchmark, Evaluation
 
 # Optuna is imported where it is used: the protocol helpers and result types here are shared
 # with the Syne Tune reference runner, whose environment has no Optuna.
@@ -50,15 +52,14 @@ DEFAULT_WORKERS = 4
 EventKind = Literal["start", "report", "prune", "complete"]
 
 
-def time_scale(table: Table) -> float:
-    """Factor on the table's seconds that makes the median full training last 600 s.
+def time_scale(benchmark: Benchmark) -> float:
+    """Factor on the benchmark's seconds that makes the median full training last 600 s.
 
     "Full training" is the sum of a configuration's per-unit seconds over all its units; the
-    median is over the table's configurations, so their relative costs stay as measured.
+    median is over the table's configurations (LCBench: 20,000 random ones), so their relative
+    costs stay as measured.
     """
-    per_unit = np.asarray(table.seconds_per_unit, dtype=float)
-    full = per_unit * table.max_resource if per_unit.ndim == 1 else per_unit.sum(axis=1)
-    return MEDIAN_FULL_TRAINING_SECONDS / float(np.median(full))
+    return MEDIAN_FULL_TRAINING_SECONDS / benchmark.median_full_training_seconds()
 
 
 def budget_seconds(workers: int = DEFAULT_WORKERS, full_trainings: float = BUDGET_FULL_TRAININGS) -> float:
@@ -66,12 +67,12 @@ def budget_seconds(workers: int = DEFAULT_WORKERS, full_trainings: float = BUDGE
     return full_trainings * MEDIAN_FULL_TRAINING_SECONDS / workers
 
 
-def distributions(table: Table) -> dict[str, BaseDistribution]:
-    """The table's parameters as Optuna distributions over their grid ranges (log where log-spaced)."""
+def distributions(benchmark: Benchmark) -> dict[str, BaseDistribution]:
+    """The benchmark's parameters as Optuna distributions over their ranges (log where log-spaced)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     dists: dict[str, BaseDistribution] = {}
-    for p in table.parameters:
+    for p in benchmark.parameters:
         if p.kind == "categorical":
             dists[p.name] = CategoricalDistribution(list(p.values))
         elif p.kind == "int":
@@ -112,7 +113,8 @@ class Simulation:
 
     ``completions`` holds ``(charged time, free time, error)`` of each trial that reached the full
     resource, in the order they were handled; the incumbent is their running minimum. ``rows``
-    is the table row each trial was snapped to, in trial order.
+    is the :attr:`Evaluation.key` of each trial (a table's row), in trial order;
+    ``incumbent_config`` the parameters of the final incumbent.
     """
 
     table: str
@@ -127,6 +129,7 @@ class Simulation:
     n_pruned: int = 0
     rows: list[int] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    incumbent_config: dict[str, Any] | None = None
 
     @property
     def decision_seconds(self) -> float:
@@ -140,10 +143,10 @@ class Simulation:
 
 @dataclass
 class _Running:
-    """A trial on a worker: its Optuna handle, its table row and the units done so far."""
+    """A trial on a worker: its Optuna handle, its curve and the units done so far."""
 
     trial: optuna.Trial
-    row: int
+    curve: Evaluation
     units_done: int = 0
 
 
@@ -167,7 +170,7 @@ class _Driver:
 
 
 def simulate(
-    table: Table,
+    table: Benchmark,
     sampler: BaseSampler,
     pruner: BasePruner,
     *,
@@ -182,11 +185,11 @@ def simulate(
     """Run one asynchronous tuning of ``table`` with ``sampler`` + ``pruner`` in simulated time.
 
     Args:
-        table: The learning curves to replay.
+        table: The benchmark whose learning curves are replayed.
         sampler, pruner: The Optuna tuner (fresh instances: they hold state).
         workers: Number of asynchronous workers ``K``.
         budget: Simulated seconds; default :func:`budget_seconds` for ``workers``.
-        scale: Factor on the table's seconds; default :func:`time_scale`.
+        scale: Factor on the benchmark's seconds; default :func:`time_scale`.
         charge_decisions: Add the tuner's real CPU seconds to the simulated clock.
         study_name: Name of the in-memory study (Hyperband pruners hash it into brackets).
         clock: Measures decision time; CPU time of this process by default (robust to other
@@ -198,9 +201,6 @@ def simulate(
 
     budget = budget_seconds(workers) if budget is None else budget
     scale = time_scale(table) if scale is None else scale
-    unit_seconds = np.asarray(table.seconds_per_unit, dtype=float) * scale
-    if unit_seconds.ndim == 1:
-        unit_seconds = np.repeat(unit_seconds[:, None], table.max_resource, axis=1)
     space = distributions(table)
     study = optuna.create_study(
         study_name=study_name, sampler=sampler, pruner=pruner, storage=optuna.storages.InMemoryStorage()
@@ -227,13 +227,13 @@ def simulate(
         sim.suggestions.append(Suggestion(seconds, trials_before, results))
         end = begin + seconds if charge_decisions else begin
         waited[worker] += end - now
-        row = table.nearest(trial.params)
-        running[worker] = _Running(trial, row)
-        sim.rows.append(row)
+        curve = table.evaluate(trial.params)
+        running[worker] = _Running(trial, curve)
+        sim.rows.append(curve.key)
         sim.n_trials += 1
         log(end, worker, trial.number, "start")
         sequence += 1
-        heapq.heappush(queue, (end + float(unit_seconds[row, 0]), sequence, worker))
+        heapq.heappush(queue, (end + float(curve.seconds[0]) * scale, sequence, worker))
 
     for worker in range(workers):
         start_trial(worker, 0.0)
@@ -245,7 +245,7 @@ def simulate(
         job = running[worker]
         job.units_done += 1
         step = job.units_done
-        value = float(table.curves[job.row, step - 1])
+        value = float(job.curve.errors[step - 1])
         free_now = now - waited[worker]
 
         def report_and_check() -> bool:
@@ -258,6 +258,8 @@ def simulate(
         log(seen, worker, job.trial.number, "report", step, value)
         if step == table.max_resource:
             # Counted when the driver sees it, which is ``now`` unless it was busy.
+            if value < sim.final_incumbent():
+                sim.incumbent_config = dict(job.trial.params)
             sim.completions.append((seen, free_now, value))
             _, begin, seconds = driver.decide(now, lambda: study.tell(job.trial, value))
             sim.tell_seconds += seconds
@@ -272,7 +274,7 @@ def simulate(
             resume = driver.free_at if charge_decisions else now
             waited[worker] += resume - now
             sequence += 1
-            heapq.heappush(queue, (resume + float(unit_seconds[job.row, step]), sequence, worker))
+            heapq.heappush(queue, (resume + float(job.curve.seconds[step]) * scale, sequence, worker))
             continue
         del running[worker]
         resume = driver.free_at if charge_decisions else now

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -58,6 +58,34 @@ class Parameter:
         # Clipping to the grid's range first keeps log() defined for any input.
         x = np.clip(np.asarray(value, dtype=float), float(self.values[0]), float(self.values[-1]))
         return np.log(x) if self.log else x
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What training one configuration gives, at every resource unit 1..R.
+
+    ``errors[r - 1]`` is the validation error after ``r`` units and ``seconds[r - 1]`` that unit's
+    cost (before the simulator's time scale); ``key`` identifies the configuration trained (a table
+    row, or a hash of the exact values), so runs can count how many distinct ones they trained.
+    """
+
+    errors: np.ndarray
+    seconds: np.ndarray
+    key: int
+
+
+class Benchmark(Protocol):
+    """What the simulators need of a benchmark: a stored :class:`Table` or an LCBench task."""
+
+    name: str
+    parameters: list[Parameter]
+    max_resource: int
+
+    def evaluate(self, config: Mapping[str, Any]) -> Evaluation: ...
+
+    def median_full_training_seconds(self) -> float: ...
+
+    def best_final_error(self) -> float: ...
 
 
 @dataclass
@@ -119,6 +147,21 @@ class Table:
     def best_final_error(self) -> float:
         """Lowest validation error at the full resource over all configurations."""
         return float(self.curves[:, -1].min())
+
+    def unit_seconds(self) -> np.ndarray:
+        """Seconds of every unit of every configuration, ``(N, R)`` (a constant per-unit cost repeated)."""
+        per_unit = np.asarray(self.seconds_per_unit, dtype=float)
+        return np.repeat(per_unit[:, None], self.max_resource, axis=1) if per_unit.ndim == 1 else per_unit
+
+    def evaluate(self, config: Mapping[str, Any]) -> Evaluation:
+        """The curve of the table row nearest to ``config`` (:meth:`nearest`)."""
+        row = self.nearest(config)
+        seconds = np.asarray(self.seconds_per_unit[row], dtype=float)
+        return Evaluation(self.curves[row], np.broadcast_to(seconds, (self.max_resource,)), row)
+
+    def median_full_training_seconds(self) -> float:
+        """Median over the table's configurations of all their units' seconds."""
+        return float(np.median(self.unit_seconds().sum(axis=1)))
 
 
 def halving_results(table: Table, rows: np.ndarray, reduction_factor: int = 3) -> dict[int, dict[int, float]]:

@@ -14,7 +14,7 @@ from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
-from benchmarks import report
+from benchmarks import protocol, report
 from benchmarks.simulator import simulate
 from benchmarks.tables import Parameter, Table, halving_results, load_table
 
@@ -108,7 +108,7 @@ def test_charged_decisions_delay_the_clock_and_free_clock_removes_them() -> None
 def test_quick_mode_writes_table_json_and_plots(tmp_path: Any, capsys: Any) -> None:
     from benchmarks import run
 
-    text = run.main(["--quick", "--out", str(tmp_path)])
+    text = run.main(["--quick", "--tables", run.QUICK_TABLE, "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     assert "| benchmark | method |" in printed and "time to target" in text
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -118,6 +118,7 @@ def test_quick_mode_writes_table_json_and_plots(tmp_path: Any, capsys: Any) -> N
     assert set(methods) == set(run.QUICK_METHODS)
     asha = methods["asha"]
     assert math.isfinite(asha["ttt_median"]) and asha["ttt_ratio"] == pytest.approx(1.0)
+    assert bench["group"] == "real" and set(asha["level_ratios"]) == set(bench["levels"]) == {"at 25%", "at 50%"}
     assert asha["ttt_earlier_share"] == pytest.approx(0.5)  # against itself: every pair is a tie or a swap
     assert asha["seeds"] == run.QUICK_SEEDS and asha["reached"] >= 1
     # How rare the target is in the table: at least the configuration that set it reaches it.
@@ -138,6 +139,61 @@ def test_quick_mode_writes_table_json_and_plots(tmp_path: Any, capsys: Any) -> N
     runs = report.load_runs(tmp_path)
     assert len(runs) == run.QUICK_SEEDS * len(run.QUICK_METHODS)
     assert all(r["completions"] == sorted(r["completions"], key=lambda c: c[0]) for r in runs)
+
+
+def test_median_ratio_conventions_for_never() -> None:
+    inf = math.inf
+    assert protocol.median_ratio(np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0])) == 0.5
+    assert protocol.median_ratio(np.array([1.0, inf, inf]), np.array([2.0, 4.0, 6.0])) == inf
+    assert protocol.median_ratio(np.array([1.0, 2.0, inf]), np.array([2.0, inf, inf])) == 0.0
+    assert protocol.median_ratio(np.array([inf]), np.array([inf])) == inf  # no evidence of being faster
+
+
+def test_ratio_interval_brackets_the_ratio_and_narrows_with_agreeing_seeds() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(900, 1100, 30)
+    same = protocol.ratio_interval(base * 0.5, base)
+    # Seeds of both methods are resampled independently, so even a constant factor has an interval.
+    assert same.ratio == pytest.approx(0.5) and same.low < 0.5 < same.high and same.high - same.low < 0.1
+    noisy = protocol.ratio_interval(rng.uniform(100, 1900, 30), base)
+    assert noisy.low < noisy.ratio < noisy.high and noisy.high - noisy.low > 5 * (same.high - same.low)
+    # With half the runs never reaching, some resamples have an infinite median: the upper end is inf.
+    half = protocol.ratio_interval(np.r_[np.full(5, 500.0), np.full(5, math.inf)], base[:10])
+    assert half.high == math.inf and half.low < 1
+    assert protocol.ratio_interval(base, base, seed=1) == protocol.ratio_interval(base, base, seed=1)
+
+
+def test_quality_levels_are_ashas_median_incumbent_at_the_end_and_at_25_and_50_percent() -> None:
+    # Three ASHA runs; incumbent at time t is 1 / (1 + t / scale): run i improves at its own pace.
+    scales = [100.0, 200.0, 400.0]
+    levels = protocol.quality_levels(
+        [0.1, 0.3, 0.2], lambda t: [1 / (1 + t / s) for s in scales], budget=1000.0
+    )
+    assert levels["final"] == 0.2
+    assert levels["at 25%"] == pytest.approx(1 / (1 + 250 / 200))  # the middle of three
+    assert levels["at 50%"] == pytest.approx(1 / (1 + 500 / 200))
+    assert protocol.quality_levels([0.1, 0.2], lambda t: [math.inf, 0.5], budget=10.0)["at 25%"] == math.inf
+
+
+def test_mean_ranks_average_each_benchmarks_ranks_of_median_incumbents() -> None:
+    inf = math.inf
+    incumbents = {
+        # a is better than b on the first benchmark at both times, b is better on the second at the
+        # end; at time 0 neither has finished anything on the second (a tie: rank 1.5 each).
+        "one": {"a": np.array([[0.2, 0.1]] * 3), "b": np.array([[0.3, 0.3]] * 3)},
+        "two": {"a": np.array([[inf, 0.5]] * 3), "b": np.array([[inf, 0.4]] * 3)},
+        "three": {"a": np.array([[0.1, 0.1]])},  # b did not run here: left out
+    }
+    ranks, used = protocol.mean_ranks(incumbents, ["a", "b"])
+    assert used == ["one", "two"]
+    assert ranks.tolist() == [[1.25, 1.5], [1.75, 1.5]]
+
+
+def test_ratio_distribution_counts_shares_and_leaves_undefined_out() -> None:
+    d = protocol.ratio_distribution([0.2, 0.5, 0.9, 1.5, math.inf, math.nan])
+    assert d.benchmarks == 5 and d.median == 0.9
+    assert d.at_most_half == pytest.approx(2 / 5) and d.at_most_one == pytest.approx(3 / 5)
+    assert math.isnan(protocol.ratio_distribution([math.nan]).median)
 
 
 def test_earlier_share_counts_pairs_and_ties_half() -> None:
