@@ -1,17 +1,18 @@
 """Side by side in real Ray Tune, in compressed time: MOBSTER (``mobster-stopping``: the stopping
 rule alone; ``mobster-promotion``; ``mobster-rescue``: the stopping rule with the model's rescue,
 the scheduler's default) against ``ASHAScheduler`` (random search) and ``TuneBOHB`` +
-``HyperBandForBOHB``, on the tables.
+``HyperBandForBOHB``, on the tables and the LCBench tasks.
 
     python -m benchmarks.ray_replay                                    # mlp_digits, 3 seeds
     python -m benchmarks.ray_replay --table hgb_breast_cancer --seeds 0 1 2 3
+    python -m benchmarks.ray_replay --table lcbench-34539 --methods mobster-rescue asha bohb
     python -m benchmarks.ray_replay --methods mobster-stopping asha --out /tmp/ray_replay
     python -m benchmarks.ray_replay --methods mobster-rescue --merge --out benchmarks/results/ray
     python -m benchmarks.ray_replay --seeds 3 4 5 --merge --out benchmarks/results/ray   # add seeds
 
-Each trial is a real Ray Tune trial whose trainable replays, epoch by epoch, the tabulated
-validation error of the table configuration its suggestion snaps to (``benchmarks/tables.py``),
-with a checkpoint per report so that promotion resumes trials exactly. Before each report it
+Each trial is a real Ray Tune trial whose trainable replays, epoch by epoch, the validation error
+of its configuration: on a table, of the row its suggestion snaps to (``benchmarks/tables.py``);
+on LCBench, the surrogate's at exactly the suggested values (``benchmarks/lcbench.py``), with a checkpoint per report so that promotion resumes trials exactly. Before each report it
 sleeps for the epoch's cost, scaled as in the simulator (the median full training lasts 600
 simulated seconds) and compressed ``--compression`` times: at the default 50, a run's budget of
 4,800 simulated seconds (the protocol's, 4 workers) lasts 96 wall-clock seconds. Time is read off
@@ -25,7 +26,8 @@ Figures per method, over seeds (the same seeds for all):
   resource) reaches the target, the median over ASHA's seeds of ASHA's final incumbent
   (``method="higher"``, as in the protocol); ``inf`` if never; the median over seeds and its
   ratio to ASHA's;
-* final regret: the final incumbent minus the table's best;
+* final regret: the final incumbent minus the table's best (LCBench: the best of 20,000 random
+  configurations);
 * trials started, and epochs reported.
 
 Every method sees the same Ray space (the table's ranges, log where the grid is log-spaced,
@@ -55,7 +57,8 @@ from ray.tune.stopper import Stopper
 
 from benchmarks.report import format_ratio
 from benchmarks.simulator import BUDGET_FULL_TRAININGS, budget_seconds, time_scale
-from benchmarks.tables import Table, load_table
+from benchmarks.suite import list_benchmarks, load_benchmark
+from benchmarks.tables import Benchmark
 from tune_mobster import MobsterScheduler, MobsterSearcher
 
 METRIC = "error"
@@ -66,8 +69,8 @@ DEFAULT_COMPRESSION = 50.0
 DEFAULT_WORKERS = 4
 
 
-def ray_param_space(table: Table) -> dict[str, Any]:
-    """The table's parameters as Ray domains over their grid ranges (values snap to the grid)."""
+def ray_param_space(table: Benchmark) -> dict[str, Any]:
+    """The benchmark's parameters as Ray domains over their ranges (a table's values snap to its grid)."""
     space: dict[str, Any] = {}
     for p in table.parameters:
         low, high = p.values[0], p.values[-1]
@@ -80,10 +83,15 @@ def ray_param_space(table: Table) -> dict[str, Any]:
     return space
 
 
-def replay(config: dict[str, Any], table: Table, wall_seconds_per_unit: np.ndarray) -> None:
-    """Report the snapped configuration's curve, one epoch per result, sleeping each epoch's
-    compressed cost first; a checkpoint goes with every report."""
-    row = table.nearest(config)
+def replay(config: dict[str, Any], benchmark: str, wall_scale: float) -> None:
+    """Report the configuration's curve, one epoch per result, sleeping each epoch's compressed
+    cost (its seconds times ``wall_scale``) first; a checkpoint goes with every report."""
+    # Loaded in the worker from its name: an LCBench task holds an ONNX session, which does not
+    # pickle (and its loader caches one per process).
+    from benchmarks.suite import load_benchmark
+
+    table = load_benchmark(benchmark)
+    curve = table.evaluate(config)
     start = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint:
@@ -91,12 +99,12 @@ def replay(config: dict[str, Any], table: Table, wall_seconds_per_unit: np.ndarr
             start = json.load(file)
     for epoch in range(start + 1, table.max_resource + 1):
         began = time.time()  # the simulated clock starts when the first epoch of any trial does
-        time.sleep(float(wall_seconds_per_unit[row, epoch - 1]))
+        time.sleep(float(curve.seconds[epoch - 1]) * wall_scale)
         with tempfile.TemporaryDirectory() as folder:
             with open(os.path.join(folder, "epoch.json"), "w") as file:
                 json.dump(epoch, file)
             tune.report(
-                {METRIC: float(table.curves[row, epoch - 1]), "row": row, "epoch_began": began},
+                {METRIC: float(curve.errors[epoch - 1]), "row": curve.key, "epoch_began": began},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 
@@ -184,17 +192,14 @@ def bohb_available() -> bool:
     return True
 
 
-def run_one(table: Table, method: str, seed: int, compression: float, workers: int, storage: str) -> Run:
+def run_one(table: Benchmark, method: str, seed: int, compression: float, workers: int, storage: str) -> Run:
     """One experiment: ``method`` with ``seed`` for the protocol's budget in compressed time."""
     np.random.seed(seed)  # ASHA samples brackets with numpy's global generator
-    wall_per_unit = np.asarray(table.seconds_per_unit, dtype=float) * time_scale(table) / compression
-    if wall_per_unit.ndim == 1:
-        wall_per_unit = np.repeat(wall_per_unit[:, None], table.max_resource, axis=1)
     searcher, scheduler = _searcher_and_scheduler(method, seed, table.max_resource)
     stopper = SimulatedBudget(budget_seconds(workers, BUDGET_FULL_TRAININGS), compression, table.max_resource)
     started = time.perf_counter()
     tune.Tuner(
-        tune.with_parameters(replay, table=table, wall_seconds_per_unit=wall_per_unit),
+        tune.with_parameters(replay, benchmark=table.name, wall_scale=time_scale(table) / compression),
         param_space=ray_param_space(table),
         tune_config=tune.TuneConfig(
             metric=METRIC,
@@ -224,7 +229,7 @@ def time_to_target(trace: Sequence[tuple[float, float]], target: float) -> float
     return next((float(t) for t, incumbent in trace if incumbent <= target), math.inf)
 
 
-def summarise(table: Table, runs: list[Run]) -> tuple[str, dict[str, Any]]:
+def summarise(table: Benchmark, runs: list[Run]) -> tuple[str, dict[str, Any]]:
     """The side-by-side table (markdown) and its figures."""
     asha = [r.final_incumbent for r in runs if r.method == "asha" and math.isfinite(r.final_incumbent)]
     target = float(np.quantile(asha, 0.5, method="higher")) if asha else math.nan
@@ -266,7 +271,7 @@ def summarise(table: Table, runs: list[Run]) -> tuple[str, dict[str, Any]]:
     return "\n".join(lines), figures
 
 
-def plot(table: Table, runs: list[Run], budget: float, path: Path) -> None:
+def plot(table: Benchmark, runs: list[Run], budget: float, path: Path) -> None:
     """Median regret over simulated time (log scale), one line per method."""
     import matplotlib
 
@@ -309,7 +314,7 @@ def stored_runs(path: Path, keep: Callable[[Run], bool]) -> list[Run]:
 
 def main(argv: Sequence[str] | None = None, *, run: Callable[..., Run] = run_one) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--table", default="mlp_digits")
+    parser.add_argument("--table", default="mlp_digits", choices=list_benchmarks(), metavar="BENCHMARK")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--compression", type=float, default=DEFAULT_COMPRESSION,
@@ -323,7 +328,7 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[..., Run] = run_one
     if args.merge and args.out is None:
         parser.error("--merge needs --out")
 
-    table = load_table(args.table)
+    table = load_benchmark(args.table)
     methods = [m for m in args.methods if m != "bohb" or bohb_available()]
     notes = [] if methods == list(args.methods) else ["TuneBOHB skipped: pip install hpbandster ConfigSpace"]
     # Trials sleep, so they need no real core each: one logical CPU per worker, plus the driver.

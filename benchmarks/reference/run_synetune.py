@@ -1,14 +1,21 @@
-"""The reference MOBSTER and ASHA (Syne Tune 0.13.0) on the benchmark tables, in its own simulator.
+"""The reference MOBSTER and ASHA (Syne Tune 0.13.0) on the benchmarks, in its own simulator.
 
 Runs in the separate environment that ``benchmarks/reference/setup.sh`` builds (Syne Tune 0.13.0
 wants numpy<2; it is never a dependency of the library)::
 
     bash benchmarks/reference/setup.sh
     .venv-synetune/bin/python -m benchmarks.reference.run_synetune --tables mlp_digits --seeds 10
+    .venv-synetune/bin/python -m benchmarks.reference.run_synetune --tables lcbench --seeds 10
 
-Each table becomes a Syne Tune ``Blackbox`` whose configurations snap to the nearest table row
-(``Table.nearest``) and whose elapsed time per epoch is the table's, scaled exactly as in
-``benchmarks/simulator.py`` (median full training = 600 s); ``UserBlackboxBackend`` +
+``--tables`` takes benchmark and group names as ``benchmarks.run`` does (``benchmarks/suite.py``:
+``real``, ``lcbench``, ``lcbench-tuning``, ``lcbench-evaluation``); results go by default where
+``benchmarks.run`` puts them (``benchmarks/results/v2/budget-B``).
+
+Each benchmark becomes a Syne Tune ``Blackbox`` that trains a configuration with
+``Benchmark.evaluate``: a stored table replays its nearest row (``Table.nearest``), an LCBench
+task evaluates its surrogate at exactly the suggested values. The elapsed time per epoch is the
+benchmark's, scaled exactly as in ``benchmarks/simulator.py`` (median full training = 600 s);
+``UserBlackboxBackend`` +
 ``SimulatorCallback`` replay it with ``K`` workers for the same budget. Schedulers are the
 documented defaults: ``MOBSTER`` / ``ASHA`` (``type="stopping"``, one bracket, GP model
 ``gp_multitask`` with the ``exp-decay-sum`` kernel), ``grace_period=1``, ``reduction_factor=3``.
@@ -54,7 +61,9 @@ from benchmarks.simulator import (  # noqa: E402
     budget_seconds,
     time_scale,
 )
-from benchmarks.tables import Table, list_tables, load_table  # noqa: E402
+from benchmarks.lcbench import MissingDataError  # noqa: E402
+from benchmarks.suite import expand, groups, list_benchmarks, load_benchmark  # noqa: E402
+from benchmarks.tables import Benchmark  # noqa: E402
 
 METHODS = {"ref-mobster": "MOBSTER", "ref-asha": "ASHA"}
 METRIC = "error"
@@ -67,8 +76,8 @@ TUNER_SLEEP_SECONDS = 1.0
 VERSION = "syne-tune 0.13.0"
 
 
-def config_space(table: Table) -> dict[str, Any]:
-    """The table's parameters as Syne Tune domains (log where the grid is log-spaced)."""
+def config_space(table: Benchmark) -> dict[str, Any]:
+    """The benchmark's parameters as Syne Tune domains over their ranges (log where log-spaced)."""
     from syne_tune.config_space import choice, lograndint, loguniform, randint, uniform
 
     space: dict[str, Any] = {}
@@ -83,17 +92,13 @@ def config_space(table: Table) -> dict[str, Any]:
     return space
 
 
-def make_blackbox(table: Table, scale: float) -> Any:
-    """A Syne Tune ``Blackbox`` replaying ``table``: error and cumulative scaled seconds per epoch."""
+def make_blackbox(table: Benchmark, scale: float) -> Any:
+    """A Syne Tune ``Blackbox`` training with ``table.evaluate``: error and cumulative scaled
+    seconds per epoch (a table's nearest row, or an LCBench surrogate at the exact values)."""
     from syne_tune.blackbox_repository.blackbox import Blackbox
     from syne_tune.config_space import randint
 
-    per_unit = np.asarray(table.seconds_per_unit, dtype=float) * scale
-    if per_unit.ndim == 1:
-        per_unit = np.repeat(per_unit[:, None], table.max_resource, axis=1)
-    elapsed = np.cumsum(per_unit, axis=1)
-
-    class TableBlackbox(Blackbox):
+    class BenchmarkBlackbox(Blackbox):
         def __init__(self) -> None:
             super().__init__(
                 configuration_space=config_space(table),
@@ -106,14 +111,15 @@ def make_blackbox(table: Table, scale: float) -> Any:
             return np.arange(1, table.max_resource + 1)
 
         def _objective_function(self, configuration: dict, fidelity: dict | None = None, seed: int | None = None):
-            row = table.nearest(configuration)
-            values = np.stack([table.curves[row], elapsed[row]], axis=1)
+            curve = table.evaluate(configuration)
+            elapsed = np.cumsum(np.asarray(curve.seconds, dtype=float) * scale)
+            values = np.stack([np.asarray(curve.errors, dtype=float), elapsed], axis=1)
             if fidelity is None:
                 return values
             r = int(fidelity[RESOURCE])
             return dict(zip(self.objectives_names, values[r - 1]))
 
-    return TableBlackbox()
+    return BenchmarkBlackbox()
 
 
 class DecisionMeter:
@@ -149,7 +155,9 @@ class DecisionMeter:
         return seconds if self.charge else 0.0
 
 
-def run_one(table: Table, method: str, seed: int, workers: int, budget_trainings: float, charge: bool) -> report.Run:
+def run_one(
+    table: Benchmark, method: str, seed: int, workers: int, budget_trainings: float, charge: bool
+) -> report.Run:
     """One reference run; returns its record in the report's format."""
     from syne_tune import StoppingCriterion, Tuner
     from syne_tune.backend.simulator_backend.simulator_callback import SimulatorCallback
@@ -177,11 +185,12 @@ def run_one(table: Table, method: str, seed: int, workers: int, budget_trainings
         tuner_sleep_time=TUNER_SLEEP_SECONDS,
     )
     meter = DecisionMeter(charge)
-    rows: dict[int, int] = {}  # trial id -> table row it was snapped to
+    rows: dict[int, int] = {}  # trial id -> Evaluation.key of its configuration (a table's row)
     backend.time_keeper.real_time_since_last_recent_exit = meter.take  # CPU seconds of decisions only
 
     sim = Simulation(table=table.name, workers=workers, budget=budget, scale=scale)
     finished: set[int] = set()
+    configs: list[dict[str, Any]] = []  # the parameters of each of sim.completions, in step
     stops = 0
 
     def record(trial: Any, result: dict[str, Any]) -> None:
@@ -190,6 +199,7 @@ def run_one(table: Table, method: str, seed: int, workers: int, budget_trainings
             now = float(result[ST_TUNER_TIME])
             free = now - (meter.total if charge else 0.0)
             sim.completions.append((now, free, float(result[METRIC])))
+            configs.append(params(trial.config))
 
     on_result = meter.wrap(scheduler.on_trial_result)
 
@@ -213,7 +223,7 @@ def run_one(table: Table, method: str, seed: int, workers: int, budget_trainings
     def suggest_and_note_row(trial_id: int) -> Any:
         suggestion = suggest(trial_id)
         if suggestion is not None and suggestion.config is not None:
-            rows[trial_id] = table.nearest(suggestion.config)
+            rows[trial_id] = table.evaluate(suggestion.config).key  # cached: the blackbox reuses it
         return suggestion
 
     scheduler.suggest = suggest_and_note_row
@@ -238,8 +248,12 @@ def run_one(table: Table, method: str, seed: int, workers: int, budget_trainings
     )
     with contextlib.redirect_stdout(io.StringIO()):  # the Tuner prints a status table at the end
         tuner.run()
-    sim.completions = [c for c in sim.completions if c[0] <= budget]
-    sim.completions.sort()
+    kept = sorted((c, i) for i, c in enumerate(sim.completions) if c[0] <= budget)
+    sim.completions = [c for c, _ in kept]
+    best_so_far = float("inf")
+    for c, i in kept:  # the incumbent's parameters: set by each completion that improves it, in time order
+        if c[2] < best_so_far:
+            sim.incumbent_config, best_so_far = configs[i], c[2]
     sim.suggestions = [s for s in meter.suggestions]
     sim.prune_seconds = meter.other_seconds
     sim.n_trials = len(meter.suggestions)
@@ -256,25 +270,44 @@ def run_one(table: Table, method: str, seed: int, workers: int, budget_trainings
     )
 
 
+def params(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's configuration without the resource attribute, as plain JSON values."""
+    return {
+        k: (v.item() if isinstance(v, np.generic) else v) for k, v in config.items() if k != MAX_RESOURCE_ATTR
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Syne Tune 0.13.0 MOBSTER / ASHA on the benchmark tables.")
-    parser.add_argument("--tables", nargs="+", choices=list_tables(), default=list_tables())
+    parser = argparse.ArgumentParser(description="Syne Tune 0.13.0 MOBSTER / ASHA on the benchmarks.")
+    parser.add_argument("--tables", "--benchmarks", nargs="+", choices=[*list_benchmarks(), *groups()],
+                        default=["real"], metavar="NAME",
+                        help="benchmarks or groups (real, lcbench, lcbench-tuning, lcbench-evaluation); default: real")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     parser.add_argument("--budget-trainings", type=float, default=BUDGET_FULL_TRAININGS)
     parser.add_argument("--free", action="store_true", help="do not charge decision time to the clock")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results folder (default benchmarks/results/v2/budget-B, as benchmarks.run)")
     parser.add_argument("--skip-done", action="store_true")
     args = parser.parse_args(argv)
+    if args.out is None:
+        from benchmarks.run import default_out  # imports neither torch nor Optuna
+
+        args.out = default_out(args.budget_trainings)
+    tables = expand(args.tables)
+    try:
+        benchmarks = {name: load_benchmark(name) for name in tables}  # a missing LCBench folder fails here
+    except MissingDataError as error:
+        raise SystemExit(str(error)) from None
 
     logging.getLogger("syne_tune").setLevel(logging.ERROR)
     os.environ.setdefault("SYNETUNE_FOLDER", tempfile.mkdtemp(prefix="synetune-"))
     done = {(r["table"], r["method"], r["seed"], r["workers"], r.get("charged", True)) for r in report.load_runs(args.out)}
     jobs = [
         (t, m, s)
-        for t in args.tables
+        for t in tables
         for s in range(args.first_seed, args.first_seed + args.seeds)
         for m in sorted(args.methods, key=lambda m: m != "ref-asha")
         if not (args.skip_done and (t, m, s, args.workers, not args.free) in done)
@@ -282,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{len(jobs)} reference runs ({VERSION}) -> {args.out}", flush=True)
     started = time.perf_counter()
     for i, (name, method, seed) in enumerate(jobs, 1):
-        run = run_one(load_table(name), method, seed, args.workers, args.budget_trainings, not args.free)
+        run = run_one(benchmarks[name], method, seed, args.workers, args.budget_trainings, not args.free)
         report.save_runs(args.out, [run])
         asks = [a[0] for a in run["asks"]]
         print(

@@ -16,5 +16,9 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # numpy<2 pinned explicitly: syne-tune 0.13.0's autograd-based GP code predates numpy 2.
 # scikit-learn: syne_tune.blackbox_repository (its simulator backend) imports it at load time.
-"$VENV/bin/python" -m pip install -q "syne-tune[gpsearchers]==0.13.0" "numpy<2" scikit-learn
-"$VENV/bin/python" -c "import syne_tune, numpy; print('syne-tune', syne_tune.__version__, 'numpy', numpy.__version__)"
+# scipy: benchmarks.protocol (imported by benchmarks.report) uses it.
+# onnxruntime: the LCBench surrogate (benchmarks/lcbench.py); resolved together with numpy<2.
+"$VENV/bin/python" -m pip install -q "syne-tune[gpsearchers]==0.13.0" "numpy<2" scikit-learn scipy "onnxruntime>=1.17"
+"$VENV/bin/python" -c "import syne_tune, numpy, scipy, onnxruntime; print('syne-tune', syne_tune.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__, 'onnxruntime', onnxruntime.__version__)"
+# Everything the runner imports from the project must load without torch or Optuna (never installed here).
+(cd "$ROOT" && "$VENV/bin/python" -c "import benchmarks.reference.run_synetune, benchmarks.report, benchmarks.suite, benchmarks.lcbench, benchmarks.simulator")
