@@ -85,7 +85,7 @@ class MobsterScheduler(TrialScheduler):
         grace_period: int = 1,
         reduction_factor: float = 3,
         brackets: int | Literal["auto"] = 1,
-        type: Literal["stopping", "promotion"] = "stopping",  # noqa: A002 (the issue's name)
+        type: Literal["stopping", "promotion"] = "stopping",  # noqa: A002 (the name Syne Tune gives this choice)
         seed: int | None = None,
         rescue_by_model: bool | None = None,
     ) -> None:
