@@ -128,3 +128,28 @@ def test_quick_run_on_an_lcbench_task_writes_the_v2_summary_and_figures(tmp_path
         assert config is not None and set(config) == set(space)
         assert all(space[k]._contains(space[k].to_internal_repr(v)) for k, v in config.items())
         assert math.isfinite(report.final_incumbent(r))
+
+
+@needs_data
+def test_corners_are_scored_against_the_best_random_configuration() -> None:
+    bench = load_benchmark("lcbench-7593")
+    best_corner, better = bench.corners()
+    assert 0 <= better <= 2 ** len(bench.parameters)
+    assert (better > 0) == (best_corner < bench.best_final_error())
+    corner = {p.name: p.values[-1] for p in bench.parameters}
+    assert sorted(bench.at_bounds(corner)) == sorted(p.name for p in bench.parameters)
+    assert bench.at_bounds(bench.random_configs(1, seed=0)[0] | {"momentum": 0.5}).count("momentum") == 0
+
+
+def test_distributions_split_off_the_tasks_whose_corners_win() -> None:
+    def summary(table: str, ratio: float) -> report.BenchmarkSummary:
+        ours = report.MethodSummary("mobster", 10, 1.0, ratio, ratio, ratio, {}, 0.5, 1.0, ratio, 10, 0, 0, 0, 0, 0, 0, 0, 1.0, 0, 0)
+        return report.BenchmarkSummary(table, 0.1, 0.0, 4800, 4, [ours], task_group(table))
+
+    summaries = [summary("lcbench-7593", 0.2), summary("lcbench-3945", 0.8), summary("lcbench-34539", 1.5)]
+    dists = report.distributions(summaries, corner_tasks={"lcbench-7593"})
+    assert dists["lcbench-evaluation"]["mobster"] == report.protocol.Distribution(2, 0.5, 0.5, 1.0)
+    assert dists["lcbench-evaluation, without tasks whose corners beat random"]["mobster"].benchmarks == 1
+    assert dists["lcbench-tuning"]["mobster"].at_most_one == 0.0
+    assert "lcbench-tuning, without tasks whose corners beat random" in dists
+    assert set(report.distributions(summaries)) == {"lcbench-tuning", "lcbench-evaluation"}
