@@ -395,6 +395,46 @@ def format_distributions(dists: dict[str, dict[str, protocol.Distribution]]) -> 
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+#: The overview's columns: every method but ASHA (the baseline) that the comparison runs.
+OVERVIEW_METHODS = ("mobster", "tpe-hyperband", "gp-sh", "random", "ref-mobster")
+
+
+def format_overview(summaries: Sequence[BenchmarkSummary], dists: dict[str, dict[str, protocol.Distribution]]) -> str:
+    """The README's table: per real table each method's time to ASHA's median final error as a
+    ratio to ASHA's, with its 90% interval and P(first vs ASHA); per group of LCBench tasks the
+    median ratio and the shares of tasks at <= 0.5x and <= 1.0x. Methods that did not run are left out."""
+    ran = {m.method for s in summaries for m in s.methods}
+    methods = [m for m in OVERVIEW_METHODS if m in ran]
+    if not methods:
+        return ""
+    labels = [ALL_METHODS[m].label for m in methods]
+    lines = ["| benchmark | " + " | ".join(labels) + " |", "|---|" + "---|" * len(methods)]
+    for s in summaries:
+        if s.group != "real":
+            continue
+        rows = {m.method: m for m in s.methods}
+        cells = [
+            f"{format_ratio(rows[m].ttt_ratio)} [{format_ratio(rows[m].ttt_ratio_low)}, "
+            f"{format_ratio(rows[m].ttt_ratio_high)}], P {rows[m].ttt_earlier_share:.2f}"
+            if m in rows else "not run"
+            for m in methods
+        ]
+        lines.append(f"| `{s.table}` ({rows[BASELINE].seeds} seeds) | " + " | ".join(cells) + " |")
+    for group in GROUPS:
+        by_method = dists.get(group)
+        if not by_method:
+            continue
+        tasks = max(d.benchmarks for d in by_method.values())
+        cells = [
+            f"{format_ratio(by_method[m].median)}; {_share(by_method[m].at_most_half)} at <= 0.5x, "
+            f"{_share(by_method[m].at_most_one)} at <= 1x"
+            if m in by_method and by_method[m].benchmarks else "not run"
+            for m in methods
+        ]
+        lines.append(f"| LCBench, {tasks} {group.split('-')[1]} tasks (median) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _share(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:.0%}"
 
@@ -720,6 +760,7 @@ def write_report(out: Path, *, plots: bool = True) -> str:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary_json(summaries, dists, checks), indent=1) + "\n")
     (out / "summary.md").write_text(text)
+    (out / "overview.md").write_text(format_overview(summaries, dists))
     if plots:
         for s in summaries:
             table_runs = [r for r in runs if r["table"] == s.table]

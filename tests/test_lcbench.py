@@ -153,3 +153,18 @@ def test_distributions_split_off_the_tasks_whose_corners_win() -> None:
     assert dists["lcbench-tuning"]["mobster"].at_most_one == 0.0
     assert "lcbench-tuning, without tasks whose corners beat random" in dists
     assert set(report.distributions(summaries)) == {"lcbench-tuning", "lcbench-evaluation"}
+
+
+def test_overview_gives_each_real_table_a_row_and_each_lcbench_group_its_distribution() -> None:
+    def method(name: str, ratio: float) -> report.MethodSummary:
+        return report.MethodSummary(name, 30, 1.0, ratio, ratio / 2, ratio * 2, {}, 0.6, 1.0, ratio, 30, 0, 0, 0, 0, 0, 0, 0, 1.0, 0, 0)
+
+    summaries = [
+        report.BenchmarkSummary("mlp_digits", 0.1, 0.0, 4800, 4, [method("mobster", 0.8), method("asha", 1.0)], "real"),
+        report.BenchmarkSummary("lcbench-7593", 0.1, 0.0, 4800, 4, [method("mobster", 0.4)], "lcbench-evaluation"),
+    ]
+    text = report.format_overview(summaries, report.distributions(summaries))
+    header, rule, real, lc = text.strip().split("\n")
+    assert header == "| benchmark | MOBSTER (ours, Optuna) |"  # methods that did not run are left out
+    assert real == "| `mlp_digits` (30 seeds) | 0.80x [0.40x, 1.60x], P 0.60 |"
+    assert lc == "| LCBench, 1 evaluation tasks (median) | 0.40x; 100% at <= 0.5x, 100% at <= 1x |"
