@@ -139,6 +139,7 @@ def protocol_seeds(benchmark: str) -> int:
 
 
 def default_out(budget: float) -> Path:
+    """Where a budget's results go: one folder per budget (a run is stored by seed, not budget)."""
     return Path("benchmarks/results/v2") / f"budget-{budget:g}"
 
 

@@ -3,8 +3,9 @@
 The curves come from a benchmark (:class:`benchmarks.tables.Benchmark`): a stored table of real
 training, whose row nearest to a suggestion is replayed, or an LCBench task, whose surrogate is
 evaluated at exactly the suggested values. ``K`` workers each train one trial at a time, unit by
-unit; the benchmark says what each unit costs (scaled, see :func:`time_scale`). A priority queue holds every worker's next "unit finished"
-event and the events of all workers are processed in global time order, so when the tuner decides
+unit; the benchmark says what each unit costs (scaled, see :func:`time_scale`). A priority queue
+holds every worker's next "unit finished" event and the events of all workers are processed in
+global time order, so when the tuner decides
 for one worker, the trials of the others are RUNNING in the study with the values they reported so
 far: a model-based sampler sees them as pending.
 
