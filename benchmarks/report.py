@@ -673,8 +673,9 @@ def plot_mean_ranks(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], 
             if run["table"] in {s.table for s in members} and run["method"] in methods:
                 curves[run["table"]].setdefault(run["method"], []).append(incumbent_at(run, times))  # type: ignore[attr-defined]
         stacked = {t: {m: np.stack(v) for m, v in by.items()} for t, by in curves.items()}
-        # Methods that ran on every task of the group (a method missing somewhere would skew the ranks).
-        methods = [m for m in methods if all(m in stacked[t] for t in stacked)]
+        # Ranks are taken on the tasks where every drawn method ran; a method that ran on fewer
+        # than half of the group's tasks is left out rather than shrink that set.
+        methods = [m for m in methods if sum(m in by for by in stacked.values()) >= len(stacked) / 2]
         ranks, used = protocol.mean_ranks(stacked, methods)
         if used:
             panels.append((group, times, methods, ranks, len(used)))
