@@ -693,7 +693,7 @@ def plot_mean_ranks(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], 
         ax.set_ylabel("mean rank of the median incumbent (1 = best)")
         ax.set_title(f"{group}: {n} tasks")
         ax.grid(True, alpha=0.3)
-    axes[0][-1].legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
