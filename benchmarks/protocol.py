@@ -105,19 +105,28 @@ def mean_ranks(
 
 @dataclass(frozen=True)
 class Distribution:
-    """Ratios of one method across benchmarks."""
+    """Ratios of one method across benchmarks; ``faster`` and ``slower`` count the benchmarks whose
+    90% interval lies wholly below / above 1 (the others are within noise of ASHA)."""
 
     benchmarks: int
     median: float
     at_most_half: float
     at_most_one: float
+    faster: int = 0
+    slower: int = 0
 
 
-def ratio_distribution(ratios: Sequence[float]) -> Distribution:
-    """Median ratio and the shares at <= 0.5x and <= 1.0x (undefined ratios left out)."""
+def ratio_distribution(ratios: Sequence[float], intervals: Sequence[tuple[float, float]] = ()) -> Distribution:
+    """Median ratio and the shares at <= 0.5x and <= 1.0x (undefined ratios left out), and from
+    the ``(low, high)`` intervals, how many are clearly faster or slower than ASHA."""
     values = np.asarray([r for r in ratios if not math.isnan(r)], dtype=float)
     if not values.size:
         return Distribution(0, math.nan, math.nan, math.nan)
     return Distribution(
-        int(values.size), float(np.median(values)), float(np.mean(values <= 0.5)), float(np.mean(values <= 1.0))
+        int(values.size),
+        float(np.median(values)),
+        float(np.mean(values <= 0.5)),
+        float(np.mean(values <= 1.0)),
+        sum(high < 1 for _, high in intervals),
+        sum(low > 1 for low, _ in intervals),
     )

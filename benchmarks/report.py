@@ -375,10 +375,12 @@ def distributions(
         members = [s for s in summaries if s.group == group and not (drop and s.table in corner_tasks)]
         names = _ordered({m.method for s in members for m in s.methods} - {BASELINE})
         if members:
-            out[key] = {
-                name: protocol.ratio_distribution([m.ttt_ratio for s in members for m in s.methods if m.method == name])
-                for name in names
-            }
+            out[key] = {}
+            for name in names:
+                rows = [m for s in members for m in s.methods if m.method == name]
+                out[key][name] = protocol.ratio_distribution(
+                    [m.ttt_ratio for m in rows], [(m.ttt_ratio_low, m.ttt_ratio_high) for m in rows]
+                )
     return out
 
 
@@ -386,11 +388,15 @@ def format_distributions(dists: dict[str, dict[str, protocol.Distribution]]) -> 
     lines = []
     for group, by_method in dists.items():
         lines.append(f"\n{group}: median time to target vs ASHA's, across tasks\n")
-        lines.append("| method | tasks | median ratio | tasks at <= 0.5x | tasks at <= 1.0x |\n|---|---:|---:|---:|---:|")
+        lines.append(
+            "| method | tasks | median ratio | tasks at <= 0.5x | tasks at <= 1.0x "
+            "| clearly faster / slower (90% interval) |\n|---|---:|---:|---:|---:|---:|"
+        )
         for name, d in by_method.items():
             label = ALL_METHODS[name].label if name in ALL_METHODS else name
             lines.append(
-                f"| {label} | {d.benchmarks} | {format_ratio(d.median)} | {_share(d.at_most_half)} | {_share(d.at_most_one)} |"
+                f"| {label} | {d.benchmarks} | {format_ratio(d.median)} | {_share(d.at_most_half)} "
+                f"| {_share(d.at_most_one)} | {d.faster} / {d.slower} |"
             )
     return "\n".join(lines) + ("\n" if lines else "")
 

@@ -194,6 +194,8 @@ def test_ratio_distribution_counts_shares_and_leaves_undefined_out() -> None:
     assert d.benchmarks == 5 and d.median == 0.9
     assert d.at_most_half == pytest.approx(2 / 5) and d.at_most_one == pytest.approx(3 / 5)
     assert math.isnan(protocol.ratio_distribution([math.nan]).median)
+    clear = protocol.ratio_distribution([0.3, 0.9, 2.0], [(0.1, 0.6), (0.5, 1.4), (1.2, 3.0)])
+    assert (clear.faster, clear.slower) == (1, 1)  # the middle one's interval holds 1: within noise
 
 
 def test_earlier_share_counts_pairs_and_ties_half() -> None:

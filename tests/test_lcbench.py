@@ -148,7 +148,7 @@ def test_distributions_split_off_the_tasks_whose_corners_win() -> None:
 
     summaries = [summary("lcbench-7593", 0.2), summary("lcbench-3945", 0.8), summary("lcbench-34539", 1.5)]
     dists = report.distributions(summaries, corner_tasks={"lcbench-7593"})
-    assert dists["lcbench-evaluation"]["mobster"] == report.protocol.Distribution(2, 0.5, 0.5, 1.0)
+    assert dists["lcbench-evaluation"]["mobster"] == report.protocol.Distribution(2, 0.5, 0.5, 1.0, faster=2, slower=0)
     assert dists["lcbench-evaluation, without tasks whose corners beat random"]["mobster"].benchmarks == 1
     assert dists["lcbench-tuning"]["mobster"].at_most_one == 0.0
     assert "lcbench-tuning, without tasks whose corners beat random" in dists
