@@ -425,7 +425,9 @@ def format_overview(summaries: Sequence[BenchmarkSummary], dists: dict[str, dict
             if m in rows else "not run"
             for m in methods
         ]
-        lines.append(f"| `{s.table}` ({rows[BASELINE].seeds} seeds) | " + " | ".join(cells) + " |")
+        counts = sorted({m.seeds for m in rows.values()})
+        seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+        lines.append(f"| `{s.table}` ({seeds} seeds) | " + " | ".join(cells) + " |")
     for group in GROUPS:
         by_method = dists.get(group)
         if not by_method:
