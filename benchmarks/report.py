@@ -729,14 +729,16 @@ def plot_ratio_distribution(summaries: Sequence[BenchmarkSummary], path: Path) -
         label = meta.label if meta else name
         for g, group in enumerate(groups):
             ratios = [m.ttt_ratio for s in summaries if s.group == group for m in s.methods if m.method == name]
-            ratios = np.array([min(max(r, 0.01), ceiling) for r in ratios if not math.isnan(r)])
-            if not ratios.size:
+            raw = np.array([r for r in ratios if not math.isnan(r)])
+            if not raw.size:
                 continue
+            ratios = np.clip(raw, 0.01, ceiling)
+            middle = min(max(float(np.median(raw)), 0.01), ceiling)  # the table's median, inf drawn at the ceiling
             x = g + (i - (len(methods) - 1) / 2) * width
             jitter = np.random.default_rng(i + 10 * g).uniform(-width / 4, width / 4, ratios.size)
             ax.scatter(x + jitter, ratios, s=12, color=meta.color if meta else None, alpha=0.8, label=label)
             label = None  # one legend entry per method
-            ax.plot([x - width / 2.5, x + width / 2.5], [np.median(ratios)] * 2, color="black", lw=1.5)
+            ax.plot([x - width / 2.5, x + width / 2.5], [middle] * 2, color="black", lw=1.5)
     ax.axhline(1.0, color="grey", lw=1)
     ax.axhline(0.5, color="grey", lw=1, ls="--")
     ax.set_yscale("log")
