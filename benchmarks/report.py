@@ -261,7 +261,6 @@ def _method_summary(
 ) -> MethodSummary:
     ttt = [time_to_target(r, target) for r in runs]
     base_ttt = [time_to_target(r, target) for r in base_runs]
-    base = _median(base_ttt)
     base_free = _median([time_to_target(r, target, "free") for r in base_runs])
     interval = protocol.ratio_interval(ttt, base_ttt)
     level_ratios = {
@@ -344,16 +343,6 @@ def decision_by_data_size(runs: Sequence[Run]) -> dict[int, float]:
         for seconds, trials_before, _ in run["asks"]:
             bins[trials_before // DATA_BIN * DATA_BIN].append(seconds)
     return {b: float(np.median(v)) for b, v in sorted(bins.items()) if len(v) >= 3}
-
-
-def decision_ratio(runs: Sequence[Run], reference: Sequence[Run]) -> tuple[float, int]:
-    """Median over shared data-size bins (past the random start) of our / the reference's median
-    seconds per suggestion, and how many bins were shared."""
-    ours, theirs = decision_by_data_size(runs), decision_by_data_size(reference)
-    shared = [b for b in ours if b in theirs and b >= DATA_BIN and theirs[b] > 0]
-    if not shared:
-        return math.nan, 0
-    return float(np.median([ours[b] / theirs[b] for b in shared])), len(shared)
 
 
 # ----- across benchmarks --------------------------------------------------------------------
