@@ -3,6 +3,7 @@ fantasized pending trials and expected improvement. Framework-agnostic; the Optu
 plugins (``optuna_mobster``, ``tune_mobster``) are thin adapters over it."""
 
 from mobster.history import TrialRecord
+from mobster.options import SearcherOptions
 from mobster.rung_table import RungTable
 from mobster.rungs import rung_levels
 from mobster.searcher import ModelBasedSearcher
@@ -16,6 +17,7 @@ __all__ = [
     "ModelBasedSearcher",
     "RungTable",
     "SearchSpace",
+    "SearcherOptions",
     "TrialRecord",
     "rung_levels",
 ]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mobster.history import TrialRecord
-from mobster.rungs import continue_threshold
+from mobster.rungs import continue_threshold, rung_of, rung_steps
 
 
 @dataclass
@@ -25,20 +25,13 @@ class Observation:
 def rung_results(results: dict[int, float], levels: Sequence[int] | None) -> dict[int, float]:
     """Reduce a trial's results to one per rung level.
 
-    For each level, the first result reported at or after it and before the next level (its own
+    For each level, the result :func:`mobster.rungs.rung_steps` says stands for it (its own
     resource is kept, so a trial reporting every other epoch still lands at the right ``r``).
     With ``levels=None`` every result is kept.
     """
     if levels is None:
         return dict(results)
-    steps = sorted(results)
-    kept: dict[int, float] = {}
-    bounds = list(levels) + [math.inf]
-    for low, high in zip(bounds[:-1], bounds[1:]):
-        inside = [s for s in steps if low <= s < high]
-        if inside:
-            kept[inside[0]] = results[inside[0]]
-    return kept
+    return {step: results[step] for step in rung_steps(results, levels).values()}
 
 
 def collect_observations(
@@ -106,15 +99,12 @@ def rung_thresholds(
     """The successive-halving bar at every rung level under ``below``: the ``1/eta`` quantile of
     the values recorded there so far (a new trial continues past the rung only at or under it).
 
-    Observations count at the rung whose interval ``[level, next level)`` holds their resource,
-    as :func:`rung_results` reduced them. Rungs without any value are left out.
+    Observations count at the rung :func:`mobster.rungs.rung_of` gives their resource, as
+    :func:`rung_results` reduced them. Rungs without any value are left out.
     """
-    bounds = list(levels) + [math.inf]
-    thresholds: dict[int, float] = {}
-    for low, high in zip(bounds[:-1], bounds[1:]):
-        if low >= below:
-            break
-        values = [o.value for o in observations if low <= o.resource < high]
-        if values:
-            thresholds[int(low)] = continue_threshold(values, reduction_factor)
-    return thresholds
+    by_rung: dict[int, list[float]] = {}
+    for obs in observations:
+        level = rung_of(obs.resource, levels)
+        if level is not None and level < below:
+            by_rung.setdefault(level, []).append(obs.value)
+    return {level: continue_threshold(values, reduction_factor) for level, values in sorted(by_rung.items())}

@@ -104,21 +104,24 @@ class RungTable:
         return "continue"
 
     def _rung_reached(self, trial: Hashable, resource: int) -> int | None:
-        reached = [
-            level
-            for level in self.trial_levels(trial)[:-1]
-            if level <= resource and trial not in self.values[level]
-        ]
-        return reached[-1] if reached else None
+        """The rung this result stands for (:func:`mobster.rungs.rung_of`), unless the trial has
+        a value there already (only its first result at a rung counts)."""
+        level = rung_rules.rung_of(resource, self.trial_levels(trial)[:-1])
+        return None if level is None or trial in self.values[level] else level
 
-    def choose_promotion(self, paused: Set[Hashable]) -> Hashable | None:
-        """The paused trial to resume next, walking rungs from the top, or ``None``."""
+    def choose_promotion(self, paused: Set[Hashable], *, finishing: bool = False) -> Hashable | None:
+        """The paused trial to resume next, walking rungs from the top, or ``None``.
+
+        ``finishing``: no new trial will start, so each rung sends on its best ``ceil(n / eta)``
+        instead of ``floor(n / eta)`` (see :func:`mobster.rungs.promotable_trial`). Terminates:
+        every trial is promoted from each rung at most once.
+        """
         for level in reversed(self.levels[:-1]):
             candidates = {t for t in paused if self.recorded_level(t) == level}
             if not candidates:
                 continue
             trial = rung_rules.promotable_trial(
-                self.values[level], self.promoted[level], candidates, self.reduction_factor
+                self.values[level], self.promoted[level], candidates, self.reduction_factor, finishing=finishing
             )
             if trial is not None:
                 return trial
@@ -134,6 +137,17 @@ class RungTable:
         """The highest rung (below the maximum resource) where ``trial`` has a value."""
         recorded = [level for level in self.levels[:-1] if trial in self.values[level]]
         return recorded[-1] if recorded else None
+
+    def mark_promoted_below(self, trial: Hashable, resource: float) -> None:
+        """Remember that ``trial`` went on from every rung under ``resource`` where it has a value
+        (rebuilding the table from a trial's past results)."""
+        for level in self.trial_levels(trial)[:-1]:
+            if resource > level and trial in self.values[level]:
+                self.promoted[level].add(trial)
+
+    def trials_at(self, level: int) -> dict[Hashable, float]:
+        """The values recorded at rung ``level`` (a copy)."""
+        return dict(self.values[level])
 
     def remove(self, trial: Hashable) -> None:
         """Forget a trial's bracket (its recorded values stay: they still shape the rungs)."""

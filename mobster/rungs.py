@@ -8,6 +8,7 @@ Ray Tune scheduler keeps them in a :class:`mobster.rung_table.RungTable`. All de
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence, Set
 
@@ -180,13 +181,19 @@ def promotable_trial(
     already_promoted: Set[Hashable],
     candidates: Set[Hashable],
     reduction_factor: float,
+    *,
+    finishing: bool = False,
 ) -> Hashable | None:
     """The best trial at a rung that may be promoted, or ``None``.
 
     Of ``n`` values recorded at the rung, the best ``floor(n / eta)`` qualify; the best of them
     that is a candidate (paused there) and has not been promoted from this rung yet is returned.
+    ``finishing``: no new trial will start, so the rung sends on its best ``ceil(n / eta)``, as
+    synchronous successive halving finishes a bracket (a rung with fewer than ``eta`` values
+    still promotes its best trial, so paused trials never wait forever).
     """
-    num_top = int(len(rung_values) // reduction_factor)
+    n = len(rung_values)
+    num_top = math.ceil(n / reduction_factor) if finishing else int(n // reduction_factor)
     ranked = sorted(
         (value, str(trial), trial) for trial, value in rung_values.items() if math.isfinite(value)
     )
@@ -194,6 +201,36 @@ def promotable_trial(
         if trial in candidates and trial not in already_promoted:
             return trial
     return None
+
+
+def rung_of(resource: float, levels: Sequence[int]) -> int | None:
+    """The rung a result at ``resource`` counts for: the level whose interval ``[level, next
+    level)`` holds it (the last level's interval is open above); ``None`` below the first.
+
+    This is the one rule of which result stands for a rung, shared by the GP's data, the Optuna
+    pruner and the rung table: a trial that reports every few steps still fills its rungs, at
+    the resource it really reported.
+
+    >>> rung_of(4, [1, 3, 9, 27]), rung_of(0, [1, 3, 9, 27]), rung_of(30, [1, 3, 9, 27])
+    (3, None, 27)
+    """
+    index = bisect.bisect_right(levels, resource) - 1
+    return int(levels[index]) if index >= 0 else None
+
+
+def rung_steps(steps: Iterable[float], levels: Sequence[int]) -> dict[int, float]:
+    """Rung level -> the step that stands for it: the first of ``steps`` that :func:`rung_of`
+    puts there. Rungs without a step are left out.
+
+    >>> rung_steps([1, 2, 4, 5, 10], [1, 3, 9, 27])
+    {1: 1, 3: 4, 9: 10}
+    """
+    chosen: dict[int, float] = {}
+    for step in sorted(steps):
+        level = rung_of(step, levels)
+        if level is not None and level not in chosen:
+            chosen[level] = step
+    return chosen
 
 
 def next_level(levels: Sequence[int], resource: int) -> int | None:

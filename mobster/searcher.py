@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -24,28 +24,17 @@ from mobster.fantasy import FantasizedModel
 from mobster.history import TrialRecord
 from mobster.known import KnownConfigurations
 from mobster.model import (
-    DEFAULT_KERNEL,
-    KernelName,
     apply_hyperparameters,
     build_model,
     cholesky_jitter,
     fit_model,
     hyperparameters,
-    validate_kernel,
 )
 from mobster.optimize import maximize_acquisition
+from mobster.options import SearcherOptions
 from mobster.space import SearchSpace
 from mobster.targets import TargetTransform
 
-#: Subtracted from the incumbent (standardised, warped units). The reference's 0.01 makes EI
-#: favour tiny improvements right next to the incumbent, over and over; a trial costs minutes to
-#: hours, so only improvements worth one would do: larger jitter explores more.
-DEFAULT_EI_JITTER = 0.5
-#: Share of model-phase suggestions drawn at random, as BOHB's default. On the benchmark's three
-#: tuning tables it made time-to-target 0.51x / 1.04x / 0.62x ASHA's against 0.72x / 0.94x /
-#: 1.10x without; on the held-out one it changed nothing (P(first vs ASHA) 0.23 both ways). The
-#: model, however good, sees only what it proposed; random draws keep its data diverse.
-DEFAULT_RANDOM_FRACTION = 1 / 3
 #: Best known configurations (by posterior mean at r_acq) around which the optimiser also searches.
 NUM_ANCHORS = 5
 #: Attempts to fit the GP: plain, then with more Cholesky jitter from default hyperparameters.
@@ -60,28 +49,6 @@ REFIT_GROWTH = 1.1
 ENUMERATION_LIMIT = 100_000
 
 
-def validate_searcher_arguments(
-    kernel: str,
-    num_initial_random: int,
-    num_fantasies: int,
-    max_observations: int,
-    random_fraction: float = DEFAULT_RANDOM_FRACTION,
-    ei_jitter: float = DEFAULT_EI_JITTER,
-) -> None:
-    """Raise ``ValueError`` naming the argument; plugins call it in their constructors."""
-    validate_kernel(kernel)
-    if num_initial_random < 0:
-        raise ValueError(f"num_initial_random must be >= 0, got {num_initial_random}")
-    if num_fantasies < 1:
-        raise ValueError(f"num_fantasies must be >= 1, got {num_fantasies}")
-    if max_observations < 2:
-        raise ValueError(f"max_observations must be >= 2, got {max_observations}")
-    if not 0.0 <= random_fraction <= 1.0:
-        raise ValueError(f"random_fraction must be in [0, 1], got {random_fraction!r}")
-    if not (math.isfinite(ei_jitter) and ei_jitter >= 0.0):
-        raise ValueError(f"ei_jitter must be finite and >= 0, got {ei_jitter!r}")
-
-
 class ModelBasedSearcher:
     """Suggests configurations by expected improvement under a joint GP over (x, r).
 
@@ -91,27 +58,13 @@ class ModelBasedSearcher:
         levels: Rung levels; results are reduced to one per rung, as the reference's
             ``searcher_data="rungs"``. ``None`` models every reported result.
         mode: ``"min"`` or ``"max"``.
-        kernel: ``"exp-decay-combined"`` (default), ``"exp-decay-sum"`` (the reference's) or
-            ``"matern52"``.
-        num_initial_random: Configurations drawn at random before the model is used (the first
-            one is the centre of the space).
-        num_fantasies: Joint posterior samples drawn at pending trials.
-        max_observations: Data cap; beyond it, lower rungs are subsampled.
         reduction_factor: ``eta`` of the successive-halving rule that stops (or pauses) trials at
             ``levels``. Expected improvement is then weighted by the modelled chance that a new
             trial passes every rung below the acquisition level. ``None`` (default) when trials
             run to the end, or nothing is known about the scheduler.
-        cost_aware: With ``reduction_factor``, divide expected improvement by the resource a new
-            trial is expected to use before it is stopped (see :mod:`mobster.acquisition`).
-        warp_outputs: Fit the GP to log-warped values (:mod:`mobster.targets`), which separates
-            the best configurations; ``False`` standardises the raw values, as the reference.
-        random_fraction: Share of suggestions after the initial ones drawn at random (interleaved
-            random configurations, as BOHB's and SMAC's): they keep the data diverse whatever
-            the model believes. Default one third, as BOHB; ``0`` is the reference's rule.
-        ei_jitter: Improvement over the incumbent that EI takes for granted, in standard
-            deviations of the warped targets (the reference uses 0.01).
         seed: Seed for random draws, fantasies and optimiser starts.
-        device: ``"cpu"`` or ``"cuda"`` (the GP and the acquisition run there).
+        options: How the model proposes (:class:`mobster.options.SearcherOptions`); its fields
+            may also be given as keyword arguments, which override it.
     """
 
     def __init__(
@@ -121,41 +74,26 @@ class ModelBasedSearcher:
         max_resource: int,
         levels: Sequence[int] | None = None,
         mode: Literal["min", "max"] = "min",
-        kernel: KernelName = DEFAULT_KERNEL,
-        num_initial_random: int = 6,
-        num_fantasies: int = 20,
-        max_observations: int = 500,
         reduction_factor: float | None = None,
-        cost_aware: bool = True,
-        warp_outputs: bool = True,
-        random_fraction: float = DEFAULT_RANDOM_FRACTION,
-        ei_jitter: float = DEFAULT_EI_JITTER,
         seed: int | None = None,
-        device: str = "cpu",
+        options: SearcherOptions | None = None,
+        **overrides: Any,
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if max_resource < 1:
             raise ValueError(f"max_resource must be >= 1, got {max_resource}")
-        validate_searcher_arguments(
-            kernel, num_initial_random, num_fantasies, max_observations, random_fraction, ei_jitter
-        )
+        options = SearcherOptions.resolve(options, overrides, type(self).__name__)
         if reduction_factor is not None and not reduction_factor > 1:
             raise ValueError(f"reduction_factor must be > 1 or None, got {reduction_factor!r}")
         self.space = space
+        self._coarse_floats = space.has_coarse_floats()
         self.max_resource = int(max_resource)
         self.levels = list(levels) if levels is not None else None
         self.mode = mode
-        self.kernel: KernelName = kernel
-        self.num_initial_random = num_initial_random
-        self.num_fantasies = num_fantasies
-        self.max_observations = max_observations
+        self.options = options
         self.reduction_factor = reduction_factor
-        self.warp_outputs = warp_outputs
-        self.cost_aware = cost_aware
-        self.random_fraction = random_fraction
-        self.ei_jitter = ei_jitter
-        self.tensor_kwargs = {"dtype": torch.float64, "device": torch.device(device)}
+        self.tensor_kwargs = {"dtype": torch.float64, "device": torch.device(options.device)}
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         self._warm_start: dict[str, torch.Tensor] | None = None
@@ -179,9 +117,9 @@ class ModelBasedSearcher:
                 if trials:
                     raise LookupError("the search space holds one configuration and it was evaluated")
                 return self.space.from_unit(np.zeros(0))
-            if len(trials) < self.num_initial_random:
+            if len(trials) < self.options.num_initial_random:
                 return self._random_config(excluded, centre=not trials)
-            if self._rng.random() < self.random_fraction:
+            if self._rng.random() < self.options.random_fraction:
                 return self._random_config(excluded)
             observations, offenders = collect_observations(trials, self.levels, self._sign)
             self._warn_once(trials, offenders)
@@ -226,7 +164,7 @@ class ModelBasedSearcher:
         data, or when the GP cannot be fitted.
         """
         with self._lock:
-            if self.space.dim == 0 or len(trials) < self.num_initial_random:
+            if self.space.dim == 0 or len(trials) < self.options.num_initial_random:
                 return None
             observations, _ = collect_observations(trials, self.levels, self._sign)
             if len({o.value for o in observations}) < 2:
@@ -253,6 +191,13 @@ class ModelBasedSearcher:
     @property
     def _sign(self) -> float:
         return -1.0 if self.mode == "max" else 1.0
+
+    def _known_test(self, excluded: KnownConfigurations) -> Callable[[np.ndarray], bool]:
+        """Whether a candidate's configuration is known; compared after decoding only in spaces
+        where decoding can merge nearby coordinates (see ``SearchSpace.has_coarse_floats``)."""
+        if not self._coarse_floats:
+            return excluded.__contains__
+        return lambda unit: unit in excluded or self.space.realised(unit) in excluded
 
     def _known(self, trials: Sequence[TrialRecord]) -> KnownConfigurations:
         return KnownConfigurations([unit for unit in map(self._unit_or_none, trials) if unit is not None], self.space.dim)
@@ -291,8 +236,9 @@ class ModelBasedSearcher:
         else:
             candidates = []
         candidates.extend(self.space.sample_unit(self._rng, 256))
+        is_known = self._known_test(excluded)
         for unit in candidates:
-            if unit not in excluded:
+            if not is_known(unit):
                 return self.space.from_unit(unit)
         # Random draws found nothing new: enumerate small discrete spaces before giving up,
         # taking configurations near known ones (but not known ones) when nothing else is left.
@@ -328,9 +274,9 @@ class ModelBasedSearcher:
         pending_units = np.array([self.space.to_unit(t.config) for t in pending]).reshape(len(pending), self.space.dim)
         pending_x = self._model_inputs(pending_units, [min(t.pending_at, self.max_resource) for t in pending])
         with torch.no_grad():
-            model = FantasizedModel(model, pending_x, self.num_fantasies, seed=int(self._rng.integers(2**31)))
+            model = FantasizedModel(model, pending_x, self.options.num_fantasies, seed=int(self._rng.integers(2**31)))
             per_fantasy = model.posterior(incumbent_x[:, None, None, :]).mean.reshape(len(incumbent_units), -1)
-        best_f = per_fantasy.min(dim=0).values - self.ei_jitter
+        best_f = per_fantasy.min(dim=0).values - self.options.ei_jitter
         anchors = np.stack(incumbent_units)[per_fantasy.mean(-1).argsort()[:NUM_ANCHORS].cpu().numpy()]
 
         def to_model_input(x: torch.Tensor, resource: float) -> torch.Tensor:
@@ -345,12 +291,12 @@ class ModelBasedSearcher:
             self._resource_unit(r_acq),
             self._schedule(bars, transform, r_acq),
             noise,
-            self.cost_aware,
+            self.options.cost_aware,
         )
         return maximize_acquisition(
             acquisition,
             self.space,
-            excluded.__contains__,
+            self._known_test(excluded),
             self._rng,
             self.tensor_kwargs,
             anchors,
@@ -362,11 +308,11 @@ class ModelBasedSearcher:
         """The GP fitted to the observations (subsampled beyond the data cap), the transform of
         its targets, and the search coordinates of every trial it saw (by record index)."""
         total = len(observations)
-        observations = subsample(observations, self.max_observations, self._rng)
+        observations = subsample(observations, self.options.max_observations, self._rng)
         units = {o.trial: self.space.to_unit(trials[o.trial].config) for o in observations}
         train_x = self._model_inputs(np.stack([units[o.trial] for o in observations]), [o.resource for o in observations])
         values = np.array([o.value for o in observations])
-        transform = TargetTransform.fit(values, warp=self.warp_outputs)
+        transform = TargetTransform.fit(values, warp=self.options.warp_outputs)
         train_y = torch.tensor(transform(values), **self.tensor_kwargs)
         return self._fit(train_x, train_y.unsqueeze(-1), total), transform, units
 
@@ -394,12 +340,12 @@ class ModelBasedSearcher:
         ``total`` counts observations before the data cap, so refits continue beyond the cap.
         """
         if self._warm_start is not None and total <= REFIT_GROWTH * self._fitted_size:
-            model = build_model(train_x, train_y, self.kernel)
+            model = build_model(train_x, train_y, self.options.kernel)
             if apply_hyperparameters(model, self._warm_start):
                 return model.eval()
         last_error: Exception | None = None
         for attempt in range(FIT_ATTEMPTS):
-            model = build_model(train_x, train_y, self.kernel)
+            model = build_model(train_x, train_y, self.options.kernel)
             try:
                 with cholesky_jitter(attempt):
                     fit_model(model, self._warm_start if attempt == 0 else None)

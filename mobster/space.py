@@ -95,6 +95,18 @@ def _num_values(domain: Domain) -> int | None:
     return None if domain.high > domain.low else 1
 
 
+#: Below this many doubles in a continuous range, decoding rounds search coordinates visibly.
+COARSE_DOUBLES = 2**20
+
+
+def _doubles_between(low: float, high: float) -> int:
+    """How many doubles lie in ``[low, high]`` (a large number when the range spans zero)."""
+    if low <= 0.0 <= high and low != high:
+        return 2**62
+    a, b = (np.array([abs(low), abs(high)], dtype=np.float64).view(np.int64))
+    return int(abs(int(b) - int(a))) + 1
+
+
 class SearchSpace:
     """An ordered mapping of parameter names to domains, with the two encodings.
 
@@ -291,6 +303,19 @@ class SearchSpace:
         if not columns:
             return unit[..., :0]
         return torch.cat(columns, dim=-1)
+
+    def has_coarse_floats(self) -> bool:
+        """Whether a continuous parameter's range holds so few doubles (an extremely narrow range)
+        that nearby search coordinates decode to one value: only then must candidates be
+        compared after decoding, which costs far more than comparing coordinates."""
+        return any(
+            isinstance(domain, Float) and domain.step is None and _doubles_between(domain.low, domain.high) < COARSE_DOUBLES
+            for domain in self.domains.values()
+        )
+
+    def realised(self, unit: np.ndarray) -> np.ndarray:
+        """The search coordinates of the configuration ``unit`` decodes to."""
+        return self.to_unit(self.from_unit(unit))
 
     def config_key(self, config: Mapping[str, Any]) -> tuple:
         """A hashable key identifying ``config`` up to rounding (for duplicate detection)."""

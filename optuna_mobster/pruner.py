@@ -6,7 +6,7 @@ import math
 import warnings
 import zlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
@@ -25,10 +25,15 @@ _UNBOUNDED = 10**9
 BRACKET_KEY = "mobster:bracket"
 
 
-def rung_step(steps: Sequence[int], level: int, upper: float) -> int | None:
-    """The step that stands for rung ``level``: the first reported step in ``[level, upper)``."""
-    inside = [s for s in steps if level <= s < upper]
-    return min(inside) if inside else None
+@runtime_checkable
+class FinalPredictor(Protocol):
+    """What the pruner asks of a sampler to rescue late bloomers (``MobsterSampler`` is one): the
+    model's prediction at the full resource of every modelled trial. A protocol, so that this
+    module does not import the sampler, which imports it for the rung levels."""
+
+    def predicted_final(
+        self, study: Study, trial: FrozenTrial, trials: Sequence[FrozenTrial] | None = None
+    ) -> dict[int, float] | None: ...
 
 
 class MobsterPruner(BasePruner):
@@ -87,6 +92,7 @@ class MobsterPruner(BasePruner):
         self.rescue_by_model = rescue_by_model
         self._warned: set[int] = set()
         self._warned_rescue = False
+        self._warned_steps: set[str] = set()
         #: Study name -> the maximum resource inferred for it (``max_resource="auto"``): read once,
         #: not on every report, and fixed from then on, as Optuna's HyperbandPruner does.
         self._inferred_max_resource: dict[str, int] = {}
@@ -151,13 +157,35 @@ class MobsterPruner(BasePruner):
         levels = self.levels(study)
         if self.brackets == "auto":
             self._give_bracket(study, trial, levels)
-        levels = levels[self.bracket(study, trial, levels):]
-        bounds = list(levels) + [math.inf]
-        steps = sorted(trial.intermediate_values)
-        for level, upper in zip(bounds[:-2], bounds[1:-1]):
-            if rung_step(steps, level, upper) == step:
-                return self._stops(study, trial, level, upper, value)
-        return False
+        self._check_step(study, trial.number, step)
+        own_levels = levels[self.bracket(study, trial, levels):]
+        level = rung_rules.rung_of(step, own_levels)
+        if level in (None, own_levels[-1]):
+            return False  # below the trial's first rung, or at the full resource
+        if rung_rules.rung_steps(trial.intermediate_values, own_levels).get(level) != step:
+            return False  # not the trial's first report at this rung
+        return self._stops(study, trial, level, levels, value)
+
+    def _check_step(self, study: Study, number: int, step: int) -> None:
+        """Warn once per kind about steps no rung can use: the step is the resource (epochs from
+        ``min_resource``), so a report below it, or above the maximum resource, is never judged."""
+        top = self.known_max_resource(study)
+        if step < self.min_resource and "below" not in self._warned_steps:
+            self._warned_steps.add("below")
+            warnings.warn(
+                f"MobsterPruner: trial {number} reported at step {step}, below min_resource="
+                f"{self.min_resource}; such reports are never judged at a rung (report the resource "
+                "as the step, e.g. epochs counted from 1)",
+                stacklevel=4,
+            )
+        if top is not None and step > top and "above" not in self._warned_steps:
+            self._warned_steps.add("above")
+            source = "inferred from the first finished trial" if self.max_resource == "auto" else "given"
+            warnings.warn(
+                f"MobsterPruner: trial {number} reported at step {step}, above max_resource={top} "
+                f"({source}); reports past it are never judged at a rung",
+                stacklevel=4,
+            )
 
     def _give_bracket(self, study: Study, trial: FrozenTrial, levels: Sequence[int]) -> None:
         """Under ``brackets="auto"``, give the trial its bracket at its first report (kept in its
@@ -195,14 +223,13 @@ class MobsterPruner(BasePruner):
         for other in study.get_trials(deepcopy=False, states=_RUNG_STATES):
             if other.number == trial.number or other.system_attrs.get(BRACKET_KEY) != 0:
                 continue
-            steps = sorted(other.intermediate_values)
-            for values, level, upper in zip(rungs, levels[:2], levels[1:3]):
-                at = rung_step(steps, level, upper)
-                if at is not None:
-                    values[other.number] = sign * other.intermediate_values[at]
+            at = rung_rules.rung_steps(other.intermediate_values, levels)
+            for values, level in zip(rungs, levels[:2]):
+                if level in at:
+                    values[other.number] = sign * other.intermediate_values[at[level]]
         return rungs
 
-    def _stops(self, study: Study, trial: FrozenTrial, level: int, upper: float, value: float) -> bool:
+    def _stops(self, study: Study, trial: FrozenTrial, level: int, levels: Sequence[int], value: float) -> bool:
         sign = _minimising_sign(study)
         recorded = {trial.number: sign * value}
         # One storage read serves the rule and, when it stops the trial, the model's rescue.
@@ -210,7 +237,7 @@ class MobsterPruner(BasePruner):
         for other in trials:
             if other.number == trial.number or other.state not in _RUNG_STATES:
                 continue
-            at = rung_step(sorted(other.intermediate_values), level, upper)
+            at = rung_rules.rung_steps(other.intermediate_values, levels).get(level)
             if at is not None:
                 recorded[other.number] = sign * other.intermediate_values[at]
         if not rung_rules.should_stop(sign * value, list(recorded.values()), self.reduction_factor):
@@ -220,9 +247,7 @@ class MobsterPruner(BasePruner):
     def _rescued(
         self, study: Study, trial: FrozenTrial, recorded: dict[int, float], trials: list[FrozenTrial]
     ) -> bool:
-        from optuna_mobster.sampler import MobsterSampler  # the sampler imports this module
-
-        if not isinstance(study.sampler, MobsterSampler):
+        if not isinstance(study.sampler, FinalPredictor):
             if self.rescue_by_model and not self._warned_rescue:  # asked for explicitly
                 self._warned_rescue = True
                 warnings.warn("MobsterPruner: rescue_by_model needs a MobsterSampler; the plain rule decides", stacklevel=4)

@@ -14,8 +14,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mobster import rungs as rung_rules
 from mobster.history import TrialRecord
-from mobster.model import DEFAULT_KERNEL, KernelName
-from mobster.searcher import DEFAULT_EI_JITTER, DEFAULT_RANDOM_FRACTION, ModelBasedSearcher, validate_searcher_arguments
+from mobster.options import SearcherOptions
+from mobster.searcher import ModelBasedSearcher
 from optuna_mobster import _claims as claims
 from optuna_mobster._space import to_search_space
 from optuna_mobster.pruner import MobsterPruner
@@ -52,59 +52,33 @@ class MobsterSampler(BaseSampler):
 
     Args:
         seed: Seed for random draws, fantasies and optimiser starts.
-        kernel: Resource kernel: ``"exp-decay-combined"`` (default), ``"exp-decay-sum"`` or
-            ``"matern52"``.
-        num_initial_random: Random trials before the model is used.
-        num_fantasies: Joint posterior samples at the RUNNING trials.
-        max_observations: Data cap; beyond it low rungs are subsampled.
-        device: ``"cpu"`` or ``"cuda"`` for the GP.
         rung_aware: With a ``MobsterPruner``, weigh expected improvement by the modelled chance
             that a new trial passes the pruner's rungs on its way to the acquisition level.
-        cost_aware: With ``rung_aware``, also divide it by the epochs a new trial is expected to
-            use before the pruner stops it.
-        warp_outputs: Fit the GP to log-warped values (see :mod:`mobster.targets`).
-        random_fraction: Share of suggestions (after the initial random ones) drawn at random;
-            one third by default, as BOHB (``0``: the reference's rule).
-        ei_jitter: Improvement over the incumbent EI takes for granted (standardised units).
         min_resource, reduction_factor, max_resource: Rung levels to model when the study's
             pruner is not a ``MobsterPruner``.
+        options: How the model proposes, a :class:`mobster.options.SearcherOptions` (kernel,
+            num_initial_random, num_fantasies, max_observations, cost_aware, warp_outputs,
+            random_fraction, ei_jitter, device). Its fields may also be given as keyword
+            arguments (``MobsterSampler(num_initial_random=10)``), which override it.
     """
 
     def __init__(
         self,
         *,
         seed: int | None = None,
-        kernel: KernelName = DEFAULT_KERNEL,
-        num_initial_random: int = 6,
-        num_fantasies: int = 20,
-        max_observations: int = 500,
-        device: str = "cpu",
         rung_aware: bool = True,
-        cost_aware: bool = True,
-        warp_outputs: bool = True,
-        random_fraction: float = DEFAULT_RANDOM_FRACTION,
-        ei_jitter: float = DEFAULT_EI_JITTER,
         min_resource: int = 1,
         reduction_factor: float = 3,
         max_resource: int | None = None,
+        options: SearcherOptions | None = None,
+        **overrides: Any,
     ) -> None:
-        validate_searcher_arguments(
-            kernel, num_initial_random, num_fantasies, max_observations, random_fraction, ei_jitter
-        )
+        self._options = SearcherOptions.resolve(options, overrides, type(self).__name__)
         rung_rules.validate_resources(
             min_resource, min_resource if max_resource is None else max_resource, reduction_factor
         )
         self._seed = seed
-        self._kernel: KernelName = kernel
-        self._num_initial_random = num_initial_random
-        self._num_fantasies = num_fantasies
-        self._max_observations = max_observations
-        self._device = device
         self._rung_aware = rung_aware
-        self._cost_aware = cost_aware
-        self._warp_outputs = warp_outputs
-        self._random_fraction = random_fraction
-        self._ei_jitter = ei_jitter
         self._min_resource = min_resource
         self._reduction_factor = reduction_factor
         self._max_resource = max_resource
@@ -115,8 +89,17 @@ class MobsterSampler(BaseSampler):
 
     # ----- Optuna's sampler interface ------------------------------------------------------
 
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        # Refuse a study this sampler cannot serve at the first ask, before any objective runs.
+        # Optuna has already stored the new trial: end it as FAIL so no RUNNING trial lingers.
+        if len(study.directions) > 1:
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            raise ValueError(
+                f"MobsterSampler optimises one objective, but this study has {len(study.directions)} "
+                "directions; use a multi-objective sampler (e.g. optuna.samplers.NSGAIISampler) for it"
+            )
+
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        self._raise_error_if_multi_objective(study)
         with self._lock:
             return self._intersection.calculate(study)
 
@@ -214,17 +197,9 @@ class MobsterSampler(BaseSampler):
                     max_resource=levels[-1],
                     levels=levels,
                     mode="max" if study.direction == StudyDirection.MAXIMIZE else "min",
-                    kernel=self._kernel,
-                    num_initial_random=self._num_initial_random,
-                    num_fantasies=self._num_fantasies,
-                    max_observations=self._max_observations,
                     reduction_factor=eta,
-                    cost_aware=self._cost_aware,
-                    warp_outputs=self._warp_outputs,
-                    random_fraction=self._random_fraction,
-                    ei_jitter=self._ei_jitter,
+                    options=self._options,
                     seed=self._seed,
-                    device=self._device,
                 )
             return self._searchers[key]
 

@@ -271,9 +271,18 @@ def num_configurations(space: SearchSpace) -> float:
     for name in space.variables:
         values = _num_values(space.domains[name])
         if values is None:
-            return math.inf
+            values = _distinct_decoded_values(space.domains[name])
         count *= values
     return count
+
+
+def _distinct_decoded_values(domain: Float) -> float:
+    """A continuous range holds infinitely many configurations, unless it is so narrow that only a
+    handful of doubles lie in it (then decoding merges search coordinates: count what is left)."""
+    one = SearchSpace({"x": domain})
+    if not one.has_coarse_floats():
+        return math.inf
+    return len({one.from_unit([u])["x"] for u in np.linspace(0.0, 1.0, 20001)})
 
 
 @st.composite

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from ray import tune
 
-from mobster import Categorical, Float, Integer, InvalidSpaceError, ModelBasedSearcher, SearchSpace
+from mobster import Categorical, Float, Integer, InvalidSpaceError, ModelBasedSearcher, SearcherOptions, SearchSpace
 from optuna_mobster import MobsterPruner, MobsterSampler
 from tune_mobster import MobsterScheduler, MobsterSearcher
 
@@ -179,3 +179,17 @@ def test_metric_or_mode_mismatch_between_searcher_and_scheduler_is_an_error(sear
     scheduler = MobsterScheduler(metric=scheduler_args[0], mode=scheduler_args[1], max_t=9)
     with pytest.raises(ValueError, match="metric|mode"):
         _pair(searcher, scheduler)
+
+
+def test_searcher_options_are_one_value_both_plugins_pass_on_whole() -> None:
+    options = SearcherOptions(kernel="matern52", ei_jitter=0.01, warp_outputs=False, cost_aware=False)
+    sampler = MobsterSampler(options=options, num_initial_random=3)  # a keyword overrides a field
+    assert sampler._options == SearcherOptions(
+        kernel="matern52", ei_jitter=0.01, warp_outputs=False, cost_aware=False, num_initial_random=3
+    )
+    searcher = MobsterSearcher(metric="loss", mode="min", options=options, space={"x": tune.uniform(0, 1)})
+    assert searcher._core_searcher().options == options  # the Ray searcher hands it to the core whole
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) 'kernal'.*options are cost_aware"):
+        MobsterSampler(kernal="matern52")
+    with pytest.raises(ValueError, match="ei_jitter must be finite and >= 0"):
+        MobsterSearcher(ei_jitter=-1.0)

@@ -83,6 +83,19 @@ def test_non_finite_value_is_pruned_with_a_warning_naming_the_trial():
         assert run_trial(study, {1: math.nan})
 
 
+def test_steps_no_rung_can_use_warn_once_each_naming_the_trial():
+    study = optuna.create_study(pruner=MobsterPruner(max_resource=9))
+    with pytest.warns(UserWarning, match="trial 0 reported at step 0, below min_resource=1") as caught:
+        run_trial(study, {0: 0.9, 1: 0.5, 3: 0.4, 9: 0.3})
+        run_trial(study, {0: 0.8, 1: 0.6})  # the same mistake again: no second warning
+    assert len([w for w in caught if "below min_resource" in str(w.message)]) == 1
+    with pytest.warns(UserWarning, match=r"trial 2 reported at step 12, above max_resource=9 \(given\)"):
+        run_trial(study, {1: 0.4, 12: 0.2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # steps inside [min_resource, max_resource] say nothing
+        run_trial(study, {1: 0.3, 2: 0.3, 3: 0.2, 9: 0.1})
+
+
 def test_brackets_are_shared_consistently_and_follow_hyperband():
     pruner = MobsterPruner(max_resource=27, brackets=3)
     study = optuna.create_study(study_name="brackets", pruner=pruner)

@@ -179,3 +179,19 @@ def test_rung_table_auto_brackets_stay_several_while_the_rungs_disagree():
     table = RungTable([1, 3, 9, 27, 81], 3, brackets="auto", seed=0)
     _fill_rung_table(table, same_ranking=False)
     assert table.bracket_count() == rungs.AUTO_MAX_BRACKETS
+
+
+def test_one_rule_says_which_step_stands_for_a_rung():
+    levels = [1, 3, 9, 27]
+    assert [rungs.rung_of(r, levels) for r in (0, 1, 2, 3, 8.5, 9, 26, 27, 40)] == [None, 1, 1, 3, 3, 9, 9, 27, 27]
+    # The first report inside each rung's interval stands for it; empty rungs are left out.
+    assert rungs.rung_steps([10, 1, 2, 4, 5], levels) == {1: 1, 3: 4, 9: 10}
+    assert rungs.rung_steps([2, 30], [1, 3, 9, 27]) == {1: 2, 27: 30}
+    assert rungs.rung_steps([], levels) == {}
+
+
+def test_finishing_promotion_sends_on_the_best_of_a_rung_too_small_for_the_quota():
+    values = {"a": 0.3, "b": 0.1}  # two values, eta 3: floor(2/3) = 0 qualify, ceil(2/3) = 1
+    assert rungs.promotable_trial(values, set(), {"a", "b"}, 3) is None
+    assert rungs.promotable_trial(values, set(), {"a", "b"}, 3, finishing=True) == "b"
+    assert rungs.promotable_trial(values, {"b"}, {"a", "b"}, 3, finishing=True) is None

@@ -222,3 +222,22 @@ def test_final_means_rank_configurations_by_their_modelled_full_resource_value()
     assert means is not None and means.shape == (len(records),)
     assert means[-1] < means[:-2].min()
     assert means[0] > means[-2]  # x = 0.05 finishes worse than x = 0.85
+
+
+def test_a_range_holding_few_doubles_is_used_up_without_repeating_a_configuration() -> None:
+    # Between 2 and 2 + 1.5e-14 lie only 34 doubles: nearby search coordinates decode to one value,
+    # so the searcher must compare candidates after decoding (Hypothesis found the repeat).
+    space = SearchSpace({"x": Float(2.0, 2.0000000000000147, log=True)})
+    assert space.has_coarse_floats() and not SearchSpace({"x": Float(2.0, 3.0)}).has_coarse_floats()
+    searcher = ModelBasedSearcher(space, max_resource=9, levels=[1, 3, 9], num_initial_random=1, num_fantasies=2, seed=0)
+    records: list[TrialRecord] = []
+    seen: set[float] = set()
+    for step in range(40):
+        try:
+            config = searcher.suggest(records)
+        except LookupError:
+            break
+        assert config["x"] not in seen
+        seen.add(config["x"])
+        records.append(TrialRecord(config, {1: float(step % 7)}, name=str(step)))
+    assert 1 < len(seen) <= 34

@@ -20,7 +20,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from mobster.rung_table import RungTable
 from mobster.rungs import rescued_by_model, rung_levels
-from tune_mobster.promotion import MissingCheckpointError, final_promotion
+from tune_mobster.promotion import MissingCheckpointError
 from tune_mobster.searcher import MobsterSearcher, find_mobster_searcher
 
 if TYPE_CHECKING:
@@ -219,7 +219,7 @@ class MobsterScheduler(TrialScheduler):
 
     def debug_string(self) -> str:
         kind = "promotion" if self._promotion else "stopping"
-        rungs = " | ".join(f"{level}: {len(self._table.values[level])}" for level in self._levels)
+        rungs = " | ".join(f"{level}: {len(self._table.trials_at(level))}" for level in self._levels)
         return (
             f"Using MOBSTER {kind} scheduler: num_stopped={self._num_stopped}, num_paused={self._num_paused}, "
             f"num_rescued={self._num_rescued}; "
@@ -256,7 +256,7 @@ class MobsterScheduler(TrialScheduler):
                 warnings.warn(message, stacklevel=3)
             return False
         level = self._table.recorded_level(trial_id)
-        rung_trials = self._table.values[level] if level is not None else {}
+        rung_trials = self._table.trials_at(level) if level is not None else {}
         predicted = self._searcher.predicted_final(trial_id, result)
         return rescued_by_model(trial_id, rung_trials, predicted, self._table.reduction_factor)
 
@@ -285,11 +285,7 @@ class MobsterScheduler(TrialScheduler):
             value = self._minimised(trial_id, {self._metric: results[resource]})
             self._table.on_result(trial_id, resource, value)
         if self._promotion and results:
-            # A trial that reported beyond a rung was promoted from it.
-            top = max(results)
-            for level in self._table.trial_levels(trial_id)[:-1]:
-                if top > level and trial_id in self._table.values[level]:
-                    self._table.promoted[level].add(trial_id)
+            self._table.mark_promoted_below(trial_id, max(results))  # it reported beyond them
 
     def _minimised(self, trial_id: str, result: dict) -> float:
         value = result.get(self._metric)
@@ -338,7 +334,7 @@ class MobsterScheduler(TrialScheduler):
         """The candidate to run on (marked promoted), with the relaxed quota once no new trial comes."""
         chosen = self._table.choose_promotion(candidates)
         if chosen is None and self._no_new_trials(tune_controller):
-            chosen = final_promotion(self._table, candidates)
+            chosen = self._table.choose_promotion(candidates, finishing=True)
         if chosen is not None:
             self._table.mark_promoted(chosen)
         return chosen
@@ -353,7 +349,7 @@ class MobsterScheduler(TrialScheduler):
     def _when_idle(self, tune_controller: TuneController, paused: list[Trial]) -> Trial | None:
         """Nothing runs or waits to start, yet trials are paused: resume one, or stop them all."""
         by_id = {t.trial_id: t for t in paused}
-        chosen = self._table.choose_promotion(set(by_id)) or final_promotion(self._table, set(by_id))
+        chosen = self._table.choose_promotion(set(by_id)) or self._table.choose_promotion(set(by_id), finishing=True)
         if chosen is not None:
             self._table.mark_promoted(chosen)
             return self._resume(by_id[chosen])

@@ -21,9 +21,9 @@ from ray import cloudpickle
 from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searcher
 
 from mobster.history import TrialRecord
-from mobster.model import DEFAULT_KERNEL
 from mobster.rungs import next_level, rung_levels, validate_resources
-from mobster.searcher import DEFAULT_RANDOM_FRACTION, ModelBasedSearcher, validate_searcher_arguments
+from mobster.options import SearcherOptions
+from mobster.searcher import ModelBasedSearcher
 from tune_mobster.search_space import RaySearchSpace, convert_search_space
 
 #: Bumped when the layout of the saved state changes.
@@ -67,14 +67,6 @@ class MobsterSearcher(Searcher):
             ``RunConfig(stop={time_attr: ...})``, else the largest resource reported so far.
         grace_period: The first rung level when no ``MobsterScheduler`` is used.
         reduction_factor: The spacing of rung levels when no ``MobsterScheduler`` is used.
-        kernel: The resource kernel of the GP: ``"exp-decay-combined"`` (default),
-            ``"exp-decay-sum"`` (the reference's default) or ``"matern52"``.
-        num_initial_random: Random configurations before the model is used (the first one is
-            the centre of the space).
-        num_fantasies: Samples drawn at pending trials' next rungs.
-        max_observations: The GP's data cap (lower rungs are subsampled beyond it).
-        random_fraction: Share of the suggestions after the initial random ones drawn at random;
-            one third by default, as BOHB (``0``: the reference's rule, the model decides all).
         max_concurrent: Maximum running trials; paused trials do not count. ``0``: no limit.
             ``tune.TuneConfig(max_concurrent_trials=...)`` sets it too.
         device: ``"cpu"`` or ``"cuda"``: where the GP runs (always on the driver).
@@ -85,6 +77,11 @@ class MobsterSearcher(Searcher):
             and a :class:`tune_mobster.MobsterScheduler` stop decision made meanwhile is the plain
             rule's, without the model's rescue. Results then depend on timing: keep ``False``
             for reproducible seeded runs.
+        options: How the model proposes, a :class:`mobster.options.SearcherOptions` (kernel,
+            num_initial_random, num_fantasies, max_observations, cost_aware, warp_outputs,
+            random_fraction, ei_jitter, device), the same value ``MobsterSampler`` takes. Its
+            fields may also be given as keyword arguments (``MobsterSearcher(kernel="matern52")``),
+            which override it.
     """
 
     def __init__(
@@ -99,21 +96,18 @@ class MobsterSearcher(Searcher):
         max_t: int | None = None,
         grace_period: int = 1,
         reduction_factor: float = 3,
-        kernel: str = DEFAULT_KERNEL,
-        num_initial_random: int = 6,
-        num_fantasies: int = 20,
-        max_observations: int = 500,
-        random_fraction: float = DEFAULT_RANDOM_FRACTION,
         max_concurrent: int = 0,
-        device: str = "cpu",
         background: bool = False,
+        options: SearcherOptions | None = None,
+        **overrides: Any,
     ) -> None:
         if isinstance(metric, (list, tuple)) or isinstance(mode, (list, tuple)):
             raise ValueError("MobsterSearcher optimises a single metric; got a list")
         if mode is not None and mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         validate_resources(grace_period, max_t if max_t is not None else grace_period, reduction_factor)
-        validate_searcher_arguments(kernel, num_initial_random, num_fantasies, max_observations, random_fraction)
+        options = SearcherOptions.resolve(options, overrides, type(self).__name__)
+        device = options.device
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             # The GP runs on the driver, where the searcher is built: fail before the experiment.
             raise ValueError(f"device={device!r}, but CUDA is not available on the driver, where the GP runs")
@@ -127,14 +121,7 @@ class MobsterSearcher(Searcher):
         self._scheduler_levels: list[int] | None = None
         # The scheduler's eta when a MobsterScheduler stops or pauses trials (None otherwise).
         self._scheduler_eta: float | None = None
-        self._core_options = {
-            "kernel": kernel,
-            "num_initial_random": num_initial_random,
-            "num_fantasies": num_fantasies,
-            "max_observations": max_observations,
-            "random_fraction": random_fraction,
-            "device": device,
-        }
+        self._options = options
         self._max_concurrent = max_concurrent
         self._background = background
         self._executor: ThreadPoolExecutor | None = None
@@ -230,6 +217,8 @@ class MobsterSearcher(Searcher):
             state = cloudpickle.load(file)
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"{checkpoint_path}: searcher state of an unknown version {state.get('version')}")
+        if isinstance(state.get("_core_options"), dict):  # saved before options were one value
+            state["_options"] = SearcherOptions(**state.pop("_core_options"))
         for key, value in state.items():
             if key != "version":
                 setattr(self, key, value)
@@ -308,7 +297,7 @@ class MobsterSearcher(Searcher):
 
     def _model_suggestion(self) -> dict[str, Any] | None:
         """The core's next configuration; ``None`` while a background computation runs."""
-        random_phase = len(self._trials) < self._core_options["num_initial_random"]
+        random_phase = len(self._trials) < self._options.num_initial_random
         if not self._background or random_phase:
             return self._core_searcher().suggest(self._records())
         if self._future is None:
@@ -378,7 +367,7 @@ class MobsterSearcher(Searcher):
                 mode=self._mode,
                 reduction_factor=self._scheduler_eta,
                 seed=seed,
-                **self._core_options,
+                options=self._options,
             )
             self._core_key = key
         return self._core
@@ -396,7 +385,7 @@ class MobsterSearcher(Searcher):
             "_reduction_factor": self._reduction_factor,
             "_scheduler_levels": self._scheduler_levels,
             "_scheduler_eta": self._scheduler_eta,
-            "_core_options": self._core_options,
+            "_options": self._options,
             "_max_concurrent": self._max_concurrent,
             "_background": self._background,
             "_trials": self._trials,
