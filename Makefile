@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[optuna,tune,bench,dev]"
+	$(PY) -m pip install -q -e ".[optuna,dashboard,tune,bench,dev]"
 	touch $(STAMP)
 
 demo: setup

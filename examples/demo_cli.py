@@ -34,7 +34,7 @@ def run_methods(args: argparse.Namespace, run_method: RunMethod, framework: str)
     runs = [run_method(method) for method in methods]
     if args.compare:
         figure = args.out / "incumbent_comparison.png"
-        plot_incumbents({summary.method: records for summary, records in runs}, figure,
+        plot_incumbents({summary.method: records for summary, records in runs}, runs[0][0].rung_levels, figure,
                         f"MOBSTER vs ASHA ({framework}): incumbent over time")
         print(f"\ncomparison figure: {figure}", flush=True)
     return [summary for summary, _ in runs]

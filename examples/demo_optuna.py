@@ -109,7 +109,7 @@ def run_study(method: str, args: argparse.Namespace) -> tuple[RunSummary, list[T
     records = [trial_record(t, start) for t in study.get_trials(deepcopy=False)]
     levels = rung_levels(1, args.epochs, REDUCTION_FACTOR)
     summary = report_run(label, records, levels, wall_clock_s, args.out / method)
-    print(f"dashboard: optuna-dashboard {storage}", flush=True)
+    print(f"dashboard: optuna-dashboard {storage}  (the 'dashboard' extra installs it)", flush=True)
     return summary, records
 
 

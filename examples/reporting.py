@@ -4,7 +4,7 @@ A demo turns its framework's trials into :class:`TrialRecord` (the configuration
 curve with wall-clock times) and calls :func:`report_run`, which classifies every trial by its fate
 at the rungs, prints the summary, saves two PNGs and a ``summary.json``:
 
-* ``incumbent.png``: the best validation error found so far against wall-clock time;
+* ``incumbent.png``: the best result so far (error at the full resource) against wall-clock time;
 * ``learning_curves.png``: every trial's validation error per epoch, coloured by its fate.
 
 A trial's fate follows from how far it got: it *completed* when it reached the maximum number of
@@ -38,10 +38,16 @@ def _decimal_label(value: float, _position: object) -> str:
     return f"{value:g}" if round(mantissa) in (1, 2, 3, 5) and abs(mantissa - round(mantissa)) < 1e-6 else ""
 
 
-def _decimal_log_y(ax: plt.Axes) -> None:
+def _decimal_log_y(ax: plt.Axes, lowest: float = math.inf) -> None:
+    """Log scale with plain decimal labels; the axis reaches down to a labelled tick under
+    ``lowest`` (else a best value of 0.0117 would sit below the last label, 0.02)."""
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(_decimal_label))
     ax.yaxis.set_minor_formatter(FuncFormatter(_decimal_label))
+    if math.isfinite(lowest) and lowest > 0:
+        decade = 10 ** math.floor(math.log10(lowest))
+        tick = max(m * decade for m in (1, 2, 3, 5) if m * decade <= lowest)
+        ax.set_ylim(bottom=min(ax.get_ylim()[0], tick * 0.97))
 
 
 class Fate(Enum):
@@ -72,9 +78,10 @@ class TrialRecord:
     def epochs(self) -> int:
         return self.curve[-1].epoch if self.curve else 0
 
-    @property
-    def best_point(self) -> CurvePoint:
-        return min(self.curve, key=lambda p: p.val_error)
+    def result(self, rung_levels: Sequence[int]) -> CurvePoint | None:
+        """The trial's result as Optuna's ``trial.value`` and Ray's final result give it: the
+        error reported at the full resource; ``None`` for a trial that did not get there."""
+        return self.curve[-1] if self.curve and self.epochs >= rung_levels[-1] else None
 
     def fate(self, rung_levels: Sequence[int]) -> Fate | None:
         """``None`` for a trial that reported nothing (it failed or never ran)."""
@@ -128,16 +135,23 @@ class RunSummary:
             f"{self.n_promoted_then_stopped} after a promotion)",
             f"  promoted            {self.n_promoted} past at least one rung, {self.n_promotions} promotions in all",
             f"  completed           {self.n_completed} (all {self.rung_levels[-1]} epochs)",
-            f"best validation error {self.best_error:.4f} (trial {self.best_trial}, epoch {self.best_epoch})",
+            f"best validation error {self.best_error:.4f} (trial {self.best_trial}, at epoch {self.best_epoch}: "
+            "its result, as the framework reports it)",
             f"best configuration    {self.best_config}",
             "figures               " + "\n                      ".join(self.figures),
         ]
         return "\n".join(lines)
 
 
-def incumbent_trace(records: Sequence[TrialRecord]) -> tuple[list[float], list[float]]:
-    """Times and values at which the best validation error so far improved."""
-    points = sorted((p for r in records for p in r.curve), key=lambda p: p.time_s)
+def best_result(records: Sequence[TrialRecord], rung_levels: Sequence[int]) -> tuple[TrialRecord, CurvePoint] | None:
+    """The trial with the lowest result (error at the full resource), as the frameworks' best."""
+    results = [(r, point) for r in records if (point := r.result(rung_levels)) is not None]
+    return min(results, key=lambda pair: pair[1].val_error) if results else None
+
+
+def incumbent_trace(records: Sequence[TrialRecord], rung_levels: Sequence[int]) -> tuple[list[float], list[float]]:
+    """Times and values at which the best result so far (error at the full resource) improved."""
+    points = sorted((p for r in records if (p := r.result(rung_levels)) is not None), key=lambda p: p.time_s)
     times: list[float] = []
     values: list[float] = []
     for point in points:
@@ -147,20 +161,24 @@ def incumbent_trace(records: Sequence[TrialRecord]) -> tuple[list[float], list[f
     return times, values
 
 
-def plot_incumbents(runs: Mapping[str, Sequence[TrialRecord]], path: Path, title: str) -> None:
-    """Best validation error so far against wall-clock time, one step line per run."""
+def plot_incumbents(
+    runs: Mapping[str, Sequence[TrialRecord]], rung_levels: Sequence[int], path: Path, title: str
+) -> None:
+    """Best result so far against wall-clock time, one step line per run."""
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    lowest = math.inf
     for label, records in runs.items():
-        times, values = incumbent_trace(records)
+        times, values = incumbent_trace(records, rung_levels)
         if not times:
             continue
         end = max(p.time_s for r in records for p in r.curve)
-        line = ax.step([*times, end], [*values, values[-1]], where="post", label=f"{label} (best {values[-1]:.4f})")
+        line = ax.step([*times, end], [*values, values[-1]], where="post", label=f"{label}, best {values[-1]:.4f}")
         ax.plot(times, values, "o", ms=3, color=line[0].get_color())
-    _decimal_log_y(ax)  # errors span 0.9 (first epochs) down to ~0.01
+        lowest = min(lowest, values[-1])
+    _decimal_log_y(ax, lowest)
     ax.set_xlim(left=0)
     ax.set_xlabel("wall-clock time since start (s)")
-    ax.set_ylabel("best validation error so far (log scale)")
+    ax.set_ylabel("best result so far: error at the last epoch (log scale)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
@@ -180,15 +198,18 @@ def plot_learning_curves(records: Sequence[TrialRecord], rung_levels: Sequence[i
         counts[fate] += 1
         epochs = [p.epoch for p in record.curve]
         errors = [p.val_error for p in record.curve]
-        ax.plot(epochs, errors, "-o", ms=2.5, lw=1.2, alpha=0.55, color=FATE_COLOURS[fate])
-    if reported:
-        best = min(reported, key=lambda r: r.best_point.val_error)
-        ax.plot([p.epoch for p in best.curve], [p.val_error for p in best.curve], "-", lw=2.2, color="black")
-        ax.plot(best.best_point.epoch, best.best_point.val_error, "*", ms=14, color="gold", mec="black")
+        # Only the many short curves are see-through: translucent orange over blue would turn grey.
+        alpha = 0.45 if fate == Fate.STOPPED else 0.9
+        ax.plot(epochs, errors, "-o", ms=2.5, lw=1.2, alpha=alpha, color=FATE_COLOURS[fate])
+    best = best_result(records, rung_levels)
+    if best is not None:
+        trial, point = best
+        ax.plot([p.epoch for p in trial.curve], [p.val_error for p in trial.curve], "-", lw=2.2, color="black")
+        ax.plot(point.epoch, point.val_error, "*", ms=14, color="gold", mec="black")
     for level in rung_levels:
         ax.axvline(level, color="black", ls=":", lw=0.8, alpha=0.5)
     ax.set_xscale("log")  # geometric rungs (1, 3, 9, 27) become evenly spaced
-    _decimal_log_y(ax)
+    _decimal_log_y(ax, best[1].val_error if best is not None else math.inf)
     ax.set_xticks(list(rung_levels), [str(level) for level in rung_levels])
     ax.set_xlabel("epoch (dotted lines: rungs)")
     ax.set_ylabel("validation error (log scale)")
@@ -208,7 +229,10 @@ def summarise(
     reported = [r for r in records if r.curve]
     if not reported:
         raise RuntimeError(f"{method}: no trial reported a validation error; see the errors above")
-    best = min(reported, key=lambda r: r.best_point.val_error)
+    best = best_result(records, rung_levels)
+    if best is None:
+        raise RuntimeError(f"{method}: no trial reached the full resource ({rung_levels[-1]} epochs); see above")
+    trial, point = best
     return RunSummary(
         method=method,
         wall_clock_s=wall_clock_s,
@@ -219,10 +243,10 @@ def summarise(
         n_promoted_then_stopped=fates.count(Fate.PROMOTED),
         n_completed=fates.count(Fate.COMPLETED),
         n_promotions=sum(r.promotions(rung_levels) for r in records),
-        best_error=best.best_point.val_error,
-        best_epoch=best.best_point.epoch,
-        best_trial=best.trial_id,
-        best_config=best.config.describe() if best.config else "?",
+        best_error=point.val_error,
+        best_epoch=point.epoch,
+        best_trial=trial.trial_id,
+        best_config=trial.config.describe() if trial.config else "?",
         figures=tuple(str(f) for f in figures),
     )
 
@@ -234,7 +258,7 @@ def report_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     incumbent_png = out_dir / "incumbent.png"
     curves_png = out_dir / "learning_curves.png"
-    plot_incumbents({method: records}, incumbent_png, f"{method}: incumbent over time")
+    plot_incumbents({method: records}, rung_levels, incumbent_png, f"{method}: incumbent over time")
     plot_learning_curves(records, rung_levels, curves_png, f"{method}: learning curves of {len(records)} trials")
     summary = summarise(method, records, rung_levels, wall_clock_s, (incumbent_png, curves_png))
     summary_dict = {**asdict(summary), "n_stopped": summary.n_stopped, "n_promoted": summary.n_promoted}

@@ -99,6 +99,13 @@ def test_optuna_demo_short_run(tmp_path: Path) -> None:
     summary = run_demo("demo_optuna.py", tmp_path, "--trials", "10", "--epochs", "3", "--workers", "2")
     assert_finished_with_rung_decisions(summary, n_trials=10)
     assert (tmp_path / "optuna.db").is_file()
+    # One "best": the summary's is Optuna's own (a completed trial's value at the full resource).
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    (name,) = optuna.get_all_study_names(storage)
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert summary["best_error"] == pytest.approx(study.best_value)
+    assert summary["best_trial"] == str(study.best_trial.number)
+    assert summary["best_epoch"] == 3
 
 
 @pytest.mark.slow
