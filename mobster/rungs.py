@@ -16,6 +16,14 @@ import numpy as np
 from scipy.stats import rankdata
 
 
+def minimising_sign(mode: str) -> float:
+    """The factor that turns a metric optimised in ``mode`` (``"min"`` or ``"max"``) into one to
+    minimise: every rule here, and the GP, rank by lower is better."""
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    return -1.0 if mode == "max" else 1.0
+
+
 def validate_resources(min_resource: int, max_resource: int, reduction_factor: float) -> None:
     """Raise ``ValueError`` naming the problem when the rung parameters make no sense."""
     if not isinstance(min_resource, (int, np.integer)) or min_resource < 1:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from botorch.models import SingleTaskGP
 
+from mobster import rungs as rung_rules
 from mobster.acquisition import FantasyAveragedLogEI, RungSchedule
 from mobster.data import Observation, acquisition_resource, collect_observations, rung_thresholds, subsample
 from mobster.fantasy import FantasizedModel
@@ -190,7 +191,7 @@ class ModelBasedSearcher:
 
     @property
     def _sign(self) -> float:
-        return -1.0 if self.mode == "max" else 1.0
+        return rung_rules.minimising_sign(self.mode)
 
     def _known_test(self, excluded: KnownConfigurations) -> Callable[[np.ndarray], bool]:
         """Whether a candidate's configuration is known; compared after decoding only in spaces

@@ -261,9 +261,13 @@ class MobsterPruner(BasePruner):
             warnings.warn(f"MobsterPruner: trial {number} {message}", stacklevel=3)
 
 
+def study_mode(study: Study) -> str:
+    """``"max"`` or ``"min"``: the study's direction in the core's terms."""
+    return "max" if study.direction == StudyDirection.MAXIMIZE else "min"
+
+
 def _minimising_sign(study: Study) -> float:
-    """Factor that turns the study's values into ones to minimise (the rungs rank by lower)."""
-    return -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+    return rung_rules.minimising_sign(study_mode(study))
 
 
 def _uniform(study: Study, trial_number: int) -> float:

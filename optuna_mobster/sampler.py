@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.search_space import IntersectionSearchSpace, intersection_search_space
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from mobster import rungs as rung_rules
@@ -18,7 +17,7 @@ from mobster.options import SearcherOptions
 from mobster.searcher import ModelBasedSearcher
 from optuna_mobster import _claims as claims
 from optuna_mobster._space import to_search_space
-from optuna_mobster.pruner import MobsterPruner
+from optuna_mobster.pruner import MobsterPruner, study_mode
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -196,7 +195,7 @@ class MobsterSampler(BaseSampler):
                     to_search_space(search_space),
                     max_resource=levels[-1],
                     levels=levels,
-                    mode="max" if study.direction == StudyDirection.MAXIMIZE else "min",
+                    mode=study_mode(study),
                     reduction_factor=eta,
                     options=self._options,
                     seed=self._seed,

@@ -195,3 +195,9 @@ def test_finishing_promotion_sends_on_the_best_of_a_rung_too_small_for_the_quota
     assert rungs.promotable_trial(values, set(), {"a", "b"}, 3) is None
     assert rungs.promotable_trial(values, set(), {"a", "b"}, 3, finishing=True) == "b"
     assert rungs.promotable_trial(values, {"b"}, {"a", "b"}, 3, finishing=True) is None
+
+
+def test_lower_is_better_is_one_sign_for_every_caller():
+    assert rungs.minimising_sign("min") == 1.0 and rungs.minimising_sign("max") == -1.0
+    with pytest.raises(ValueError, match="mode must be 'min' or 'max', got 'maximize'"):
+        rungs.minimising_sign("maximize")

@@ -19,7 +19,7 @@ from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers import TrialScheduler
 
 from mobster.rung_table import RungTable
-from mobster.rungs import rescued_by_model, rung_levels
+from mobster.rungs import minimising_sign, rescued_by_model, rung_levels
 from tune_mobster.promotion import MissingCheckpointError
 from tune_mobster.searcher import MobsterSearcher, find_mobster_searcher
 
@@ -300,7 +300,7 @@ class MobsterScheduler(TrialScheduler):
                     stacklevel=3,
                 )
             return math.nan
-        return float(value) if self._mode == "min" else -float(value)
+        return minimising_sign(self._mode) * float(value)
 
     def _pause_or_continue(self, tune_controller: TuneController, trial_id: str, resource: float) -> str:
         """A trial reached a rung under promotion: pause it, unless it is itself the one to resume."""
