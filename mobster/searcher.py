@@ -80,8 +80,7 @@ class ModelBasedSearcher:
         options: SearcherOptions | None = None,
         **overrides: Any,
     ) -> None:
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        sign = rung_rules.minimising_sign(mode)  # also the check of mode
         if max_resource < 1:
             raise ValueError(f"max_resource must be >= 1, got {max_resource}")
         options = SearcherOptions.resolve(options, overrides, type(self).__name__)
@@ -92,6 +91,7 @@ class ModelBasedSearcher:
         self.max_resource = int(max_resource)
         self.levels = list(levels) if levels is not None else None
         self.mode = mode
+        self._sign = sign
         self.options = options
         self.reduction_factor = reduction_factor
         self.tensor_kwargs = {"dtype": torch.float64, "device": torch.device(options.device)}
@@ -188,10 +188,6 @@ class ModelBasedSearcher:
             self._rng = np.random.default_rng(seed)
 
     # ----- helpers ------------------------------------------------------------------------
-
-    @property
-    def _sign(self) -> float:
-        return rung_rules.minimising_sign(self.mode)
 
     def _known_test(self, excluded: KnownConfigurations) -> Callable[[np.ndarray], bool]:
         """Whether a candidate's configuration is known; compared after decoding only in spaces

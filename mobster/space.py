@@ -319,4 +319,4 @@ class SearchSpace:
 
     def config_key(self, config: Mapping[str, Any]) -> tuple:
         """A hashable key identifying ``config`` up to rounding (for duplicate detection)."""
-        return tuple(np.round(self.to_unit(self.from_unit(self.to_unit(config))), 9))
+        return tuple(np.round(self.realised(self.to_unit(config)), 9))
