@@ -9,7 +9,8 @@ posterior covariance; only their means differ, linearly in the samples::
 
 with ``S`` the posterior covariance given the data and ``S_PP`` including observation noise.
 :class:`FantasizedModel` computes exactly that from the fitted GPyTorch kernel, mean and noise,
-with the training Cholesky factor cached once per suggestion. Same numbers as ``fantasize``, but
+with the training Cholesky factor of :class:`~mobster.posterior.ConditionedGP` computed once
+per suggestion. Same numbers as ``fantasize``, but
 one small matrix product per fantasy instead of ``J`` GP posteriors, and without GPyTorch's
 per-call overhead, which dominates the small batches the local optimiser evaluates. It is a
 BoTorch ``Model``, so BoTorch's ``LogExpectedImprovement`` computes the acquisition on it.
@@ -24,9 +25,7 @@ from botorch.posteriors import GPyTorchPosterior
 from botorch.sampling.qmc import NormalQMCEngine
 from gpytorch.distributions import MultivariateNormal
 
-
-def _dense(matrix) -> torch.Tensor:
-    return matrix.to_dense() if hasattr(matrix, "to_dense") else matrix
+from mobster.posterior import ConditionedGP, dense
 
 
 class FantasizedModel(Model):
@@ -41,31 +40,19 @@ class FantasizedModel(Model):
 
     def __init__(self, model: SingleTaskGP, pending_x: torch.Tensor, num_fantasies: int, seed: int) -> None:
         super().__init__()
+        #: The GP given its data (the fitted ``model`` is used for this suggestion only).
+        self.data_posterior = ConditionedGP(model)
         self.kernel, self.mean_module = model.covar_module, model.mean_module
-        # The hyperparameters are fixed from here on (the fitted ``model`` is used for this
-        # suggestion only): gradients are wanted with respect to the inputs, and without this
-        # every acquisition gradient would also run back through the hyperparameter transforms.
-        for parameter in model.parameters():
-            parameter.requires_grad_(False)
         self.num_fantasies = num_fantasies if len(pending_x) else 1
+        gp = self.data_posterior
         with torch.no_grad():
-            self.train_x = model.train_inputs[0]
-            noise = model.likelihood.noise.squeeze()
-            gram = _dense(self.kernel.forward(self.train_x, self.train_x))
-            eye = torch.eye(len(self.train_x), dtype=gram.dtype, device=gram.device)
-            self._chol = torch.linalg.cholesky(gram + (noise + 1e-8) * eye)
-            residual = (model.train_targets - self.mean_module(self.train_x)).unsqueeze(-1)
-            # Whitened residual L^-1 (y - m): the mean is m(x) + (L^-1 k(D, x))^T (L^-1 (y - m)).
-            self._alpha = torch.linalg.solve_triangular(self._chol, residual, upper=False).squeeze(-1)
             self.pending_x = pending_x
-            self._weights = torch.zeros(0, self.num_fantasies, dtype=gram.dtype, device=gram.device)
+            self._weights = torch.zeros(0, self.num_fantasies, dtype=gp.chol.dtype, device=gp.chol.device)
             if len(pending_x):
-                self._pending_whitened = torch.linalg.solve_triangular(
-                    self._chol, _dense(self.kernel.forward(self.train_x, pending_x)), upper=False
-                )
-                pending_cov = _dense(self.kernel.forward(pending_x, pending_x))
+                self._pending_whitened = gp.whiten(pending_x)
+                pending_cov = dense(self.kernel.forward(pending_x, pending_x))
                 pending_cov = pending_cov - self._pending_whitened.transpose(-1, -2) @ self._pending_whitened
-                self._noisy_pending_cov = pending_cov + noise * torch.eye(len(pending_x)).to(pending_cov)
+                self._noisy_pending_cov = pending_cov + gp.noise * torch.eye(len(pending_x)).to(pending_cov)
                 chol = torch.linalg.cholesky(self._noisy_pending_cov)
                 normals = NormalQMCEngine(d=len(pending_x), seed=seed).draw(self.num_fantasies).to(pending_x)
                 # y_j - mu_P = L z_j, so S_PP^-1 (y_j - mu_P) = L^-T z_j: p x J weights.
@@ -77,12 +64,12 @@ class FantasizedModel(Model):
 
     def _predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Posterior mean and variance at ``x`` (N each), and covariance with the pending inputs (N x p)."""
-        whitened = torch.linalg.solve_triangular(self._chol, _dense(self.kernel.forward(self.train_x, x)), upper=False)
-        mean = self.mean_module(x) + whitened.transpose(-1, -2) @ self._alpha
-        variance = _dense(self.kernel.forward(x, x, diag=True)) - (whitened**2).sum(0)
+        whitened = self.data_posterior.whiten(x)
+        mean = self.data_posterior.mean(x, whitened)
+        variance = dense(self.kernel.forward(x, x, diag=True)) - (whitened**2).sum(0)
         cross = torch.zeros(len(x), 0).to(x)
         if len(self.pending_x):
-            cross = _dense(self.kernel.forward(x, self.pending_x)) - whitened.transpose(-1, -2) @ self._pending_whitened
+            cross = dense(self.kernel.forward(x, self.pending_x)) - whitened.transpose(-1, -2) @ self._pending_whitened
         return mean, variance, cross
 
     def posterior(self, X: torch.Tensor, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs) -> GPyTorchPosterior:

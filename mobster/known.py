@@ -14,6 +14,7 @@ that such a space is still used up to its last configuration.
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 #: Largest difference, in search coordinates ([0, 1] per numeric parameter), that still counts
 #: as the same configuration. Categorical coordinates are choice indices: any change is new.
@@ -25,19 +26,30 @@ class KnownConfigurations:
 
     def __init__(self, units: list[np.ndarray], dim: int) -> None:
         self.units = np.array(units, dtype=float).reshape(len(units), dim)
+        # Nearest known configuration in the max-coordinate distance, for many candidates at
+        # once: a linear scan per candidate cost a tenth of a suggestion at 2,000 trials.
+        self._tree = cKDTree(self.units) if len(self.units) and dim else None
 
     def __contains__(self, unit: np.ndarray) -> bool:
-        return self._nearest_gap(unit) < RESOLUTION
+        return bool(self.contains(np.asarray(unit, dtype=float)[None, :])[0])
+
+    def contains(self, units: np.ndarray) -> np.ndarray:
+        """For each row of ``units`` (``m x dim``), whether it counts as a known configuration."""
+        return self._nearest_gaps(units) < RESOLUTION
 
     def holds_exactly(self, unit: np.ndarray) -> bool:
         """Whether ``unit`` itself was tried: the last resort once every nearby configuration was."""
-        return self._nearest_gap(unit) < 1e-9
+        return bool(self._nearest_gaps(np.asarray(unit, dtype=float)[None, :])[0] < 1e-9)
 
-    def _nearest_gap(self, unit: np.ndarray) -> float:
-        """The largest coordinate difference to the nearest known configuration (``inf``: none)."""
+    def _nearest_gaps(self, units: np.ndarray) -> np.ndarray:
+        """Per row, the largest coordinate difference to the nearest known configuration (``inf``: none)."""
+        units = np.asarray(units, dtype=float).reshape(-1, self.units.shape[1])
         if len(self.units) == 0:
-            return float("inf")
-        return float(np.abs(self.units - np.asarray(unit, dtype=float)).max(axis=1).min())
+            return np.full(len(units), np.inf)
+        if self._tree is None:  # no coordinates: every configuration is the one known
+            return np.zeros(len(units))
+        gaps, _ = self._tree.query(units, k=1, p=np.inf)
+        return gaps
 
     def __len__(self) -> int:
         return len(self.units)

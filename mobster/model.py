@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Literal
 
@@ -17,8 +18,10 @@ from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.means import ConstantMean
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior, LogNormalPrior
+from linear_operator.utils.errors import NotPSDError
 
 from mobster.kernels import ExpDecayMean, ExpDecayParameters, ExpDecayResourceKernel
+from mobster.posterior import dense
 
 KernelName = Literal["exp-decay-sum", "exp-decay-combined", "matern52"]
 KERNELS: tuple[str, ...] = ("exp-decay-sum", "exp-decay-combined", "matern52")
@@ -91,13 +94,68 @@ def apply_hyperparameters(model: SingleTaskGP, params: dict[str, torch.Tensor] |
     return len(compatible) == len(params) == len(hyperparameters(model))
 
 
+class _GaussianNegLogLikelihood(torch.autograd.Function):
+    """``0.5 r^T K^-1 r + 0.5 log|K|`` with its gradient in closed form.
+
+    Autograd through a Cholesky factorisation and a triangular solve costs about three times the
+    forward pass (most of a fit's time at a few hundred points); the closed form
+    ``dL/dK = 0.5 (K^-1 - a a^T)``, ``dL/dr = a`` with ``a = K^-1 r`` needs one
+    ``cholesky_inverse``.
+    """
+
+    @staticmethod
+    def forward(ctx, covariance: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        factor = _cholesky(covariance)
+        alpha = torch.cholesky_solve(residual.unsqueeze(-1), factor).squeeze(-1)
+        ctx.save_for_backward(factor, alpha)
+        return 0.5 * (residual * alpha).sum() + torch.log(torch.diagonal(factor)).sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        factor, alpha = ctx.saved_tensors
+        grad_covariance = 0.5 * grad * (torch.cholesky_inverse(factor) - torch.outer(alpha, alpha))
+        return grad_covariance, grad * alpha
+
+
+def _cholesky(matrix: torch.Tensor) -> torch.Tensor:
+    """Cholesky factor with GPyTorch's escalating jitter; ``NotPSDError`` as GPyTorch raises it."""
+    factor, info = torch.linalg.cholesky_ex(matrix)
+    jitter = gpytorch.settings.cholesky_jitter.value(matrix.dtype)
+    eye = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
+    for _ in range(3):
+        if not info.any():
+            return factor
+        factor, info = torch.linalg.cholesky_ex(matrix + jitter * eye)
+        jitter *= 10
+    if info.any():
+        raise NotPSDError("the kernel matrix is not positive definite, even with jitter")
+    return factor
+
+
+class FastExactMarginalLogLikelihood(ExactMarginalLogLikelihood):
+    """GPyTorch's exact marginal log likelihood (plus the priors), computed on the dense kernel
+    matrix with :class:`_GaussianNegLogLikelihood`: the same value, at about half the cost of a
+    gradient. For a single-output :class:`SingleTaskGP` with a Gaussian likelihood (ours)."""
+
+    def forward(self, function_dist, target, *params, **kwargs):  # noqa: ARG002 (dense path)
+        train_x = self.model.train_inputs[0]
+        covariance = self.model.covar_module.forward(train_x, train_x)
+        covariance = dense(covariance)
+        noise = self.likelihood.noise.reshape(-1)[0]
+        covariance = covariance + noise * torch.eye(len(train_x), dtype=train_x.dtype, device=train_x.device)
+        residual = target - self.model.mean_module(train_x)
+        log_likelihood = -_GaussianNegLogLikelihood.apply(covariance, residual)
+        log_likelihood = log_likelihood - 0.5 * len(train_x) * math.log(2 * math.pi)
+        return self._add_other_terms(log_likelihood, params).div_(len(train_x))
+
+
 def fit_model(model: SingleTaskGP, warm_start: dict[str, torch.Tensor] | None = None) -> SingleTaskGP:
     """Type-II MAP fit (L-BFGS-B on the marginal likelihood plus priors), warm-started if possible.
 
     Raises gpytorch's ``NotPSDError`` (or ``RuntimeError``) when the fit fails numerically.
     """
     warm = apply_hyperparameters(model, warm_start)
-    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    mll = FastExactMarginalLogLikelihood(model.likelihood, model)
     with warnings.catch_warnings():
         # An L-BFGS-B run that stops at its iteration limit is fine for a warm-started fit.
         warnings.simplefilter("ignore", OptimizationWarning)

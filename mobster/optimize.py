@@ -96,7 +96,7 @@ def _continuous_step(
 def maximize_acquisition(
     acquisition: AcquisitionFunction,
     space: SearchSpace,
-    is_excluded: Callable[[np.ndarray], bool],
+    is_excluded: Callable[[np.ndarray], np.ndarray],
     rng: np.random.Generator,
     tensor_kwargs: dict,
     anchors: np.ndarray | None = None,
@@ -104,12 +104,13 @@ def maximize_acquisition(
     """Search coordinates of a valid, non-excluded configuration with high acquisition value.
 
     ``anchors`` (search coordinates of good known configurations) seed part of the pool, so the
-    search looks both everywhere and near the incumbents. Raises ``LookupError`` when every
+    search looks both everywhere and near the incumbents. ``is_excluded`` takes rows of
+    candidates (``m x dim``) and says which of them must not be proposed. Raises ``LookupError`` when every
     candidate is excluded (a tiny, exhausted space).
     """
     anchors = anchors if anchors is not None else np.zeros((0, space.dim))
     pool = np.concatenate([space.sample_unit(rng, RAW_SAMPLES), _spray(space, anchors, rng)])
-    pool = np.array([row for row in pool if not is_excluded(row)]).reshape(-1, space.dim)
+    pool = pool[~is_excluded(pool)]
     if len(pool) == 0:
         raise LookupError("no configuration left that has not been evaluated")
     values = _evaluate(acquisition, pool, tensor_kwargs)
@@ -127,8 +128,9 @@ def maximize_acquisition(
             )
             improved = []
             for start, candidates, candidate_values in zip(starts, groups, values_per_group):
+                allowed = ~is_excluded(candidates)
                 for index in np.argsort(-candidate_values):
-                    if not is_excluded(candidates[index]):
+                    if allowed[index]:
                         if candidate_values[index] > best_value:
                             best_unit, best_value = candidates[index], candidate_values[index]
                         improved.append(candidates[index])

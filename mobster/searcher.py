@@ -12,6 +12,7 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -20,7 +21,14 @@ from botorch.models import SingleTaskGP
 
 from mobster import rungs as rung_rules
 from mobster.acquisition import FantasyAveragedLogEI, RungSchedule
-from mobster.data import Observation, acquisition_resource, collect_observations, rung_thresholds, subsample
+from mobster.data import (
+    Observation,
+    acquisition_resource,
+    collect_observations,
+    rung_results,
+    rung_thresholds,
+    subsample,
+)
 from mobster.fantasy import FantasizedModel
 from mobster.history import TrialRecord
 from mobster.known import KnownConfigurations
@@ -33,6 +41,7 @@ from mobster.model import (
 )
 from mobster.optimize import maximize_acquisition
 from mobster.options import SearcherOptions
+from mobster.posterior import ConditionedGP
 from mobster.space import SearchSpace
 from mobster.targets import TargetTransform
 
@@ -44,10 +53,24 @@ FIT_ATTEMPTS = 2
 #: (the reference refits on every change, its main cost); in between, the GP is only conditioned
 #: on the new data with the previous hyperparameters.
 REFIT_GROWTH = 1.1
+#: Observations the hyperparameters are fitted on (a rung-aware subset, as the data cap's); the
+#: GP is then conditioned on all of them. A fit's cost grows with the cube of its data; a few
+#: hundred points pin down a dozen hyperparameters about as well as the full cap does.
+FIT_SUBSET = 200
 
 
 #: Discrete spaces up to this size are enumerated when random draws find nothing new.
 ENUMERATION_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class FittedPosterior:
+    """The GP of the last model-based suggestion: its posterior given the data, the transform of
+    its targets, and the (search coordinates, resource) of every observation it was given."""
+
+    gp: ConditionedGP
+    transform: TargetTransform
+    seen: frozenset[tuple[bytes, int]]
 
 
 class ModelBasedSearcher:
@@ -99,6 +122,8 @@ class ModelBasedSearcher:
         self._lock = threading.Lock()
         self._warm_start: dict[str, torch.Tensor] | None = None
         self._fitted_size = 0
+        #: The model of the last model-based suggestion, for :meth:`final_means`.
+        self._posterior: FittedPosterior | None = None
         self._warned: set[str] = set()
         #: Suggestions that fell back to a random configuration because the model failed.
         self.model_failures = 0
@@ -113,7 +138,8 @@ class ModelBasedSearcher:
         only when the space is exhausted.
         """
         with self._lock:
-            excluded = self._known(trials)
+            units = [self._unit_or_none(t) for t in trials]  # None: outside the space
+            excluded = self._known(units)
             if self.space.dim == 0:  # a single configuration
                 if trials:
                     raise LookupError("the search space holds one configuration and it was evaluated")
@@ -127,7 +153,7 @@ class ModelBasedSearcher:
             if len({o.value for o in observations}) < 2:
                 return self._random_config(excluded)
             try:
-                unit = self._model_based_unit(trials, observations, excluded)
+                unit = self._model_based_unit(trials, units, observations, excluded)
             except LookupError:  # nothing new among the optimiser's candidates
                 return self._random_config(excluded)
             except Exception as error:  # numerical failure of the GP: never break the study
@@ -144,7 +170,7 @@ class ModelBasedSearcher:
         if self.space.dim == 0:  # one configuration: nothing random about it
             return self.suggest(trials)
         with self._lock:
-            return self._random_config(self._known(trials))
+            return self._random_config(self._known([self._unit_or_none(t) for t in trials]))
 
     def is_among(self, config: dict[str, Any], others: Sequence[dict[str, Any]]) -> bool:
         """Whether ``config`` counts as one of ``others``, as :meth:`suggest` judges "already tried".
@@ -157,30 +183,43 @@ class ModelBasedSearcher:
             return False
         return self.space.dim == 0 or unit in KnownConfigurations(units, self.space.dim)
 
-    def final_means(self, trials: Sequence[TrialRecord]) -> np.ndarray | None:
+    def final_means(self, trials: Sequence[TrialRecord], fresh: Sequence[int] = ()) -> np.ndarray | None:
         """The GP's posterior mean at the full resource for every trial's configuration, in the
         model's units (minimised, warped and standardised: only their order means something).
 
-        ``None`` when the model is not used: during the initial random trials, with too little
-        data, or when the GP cannot be fitted.
+        Answered in milliseconds from the model of the last model-based suggestion, never by
+        fitting one: the rung results of the trials at indices ``fresh`` that this model has not
+        seen are added to its data (hyperparameters kept). A configuration outside the space
+        gets ``inf``. ``None`` while no model-based suggestion has been made (the initial random
+        trials, too little data) or when the GP fails numerically.
         """
-        with self._lock:
-            if self.space.dim == 0 or len(trials) < self.options.num_initial_random:
-                return None
-            observations, _ = collect_observations(trials, self.levels, self._sign)
-            if len({o.value for o in observations}) < 2:
-                return None
-            try:
-                return self._final_means(trials, observations)
-            except Exception:  # numerical failure of the GP: let the plain rule decide
-                return None
-
-    def _final_means(self, trials: Sequence[TrialRecord], observations: list[Observation]) -> np.ndarray:
-        model, _, _ = self._fit_observations(trials, observations)
-        units = np.stack([self.space.to_unit(t.config) for t in trials])
-        with torch.no_grad():
-            mean = model.posterior(self._model_inputs(units, [self.max_resource] * len(trials))).mean
-        return mean.squeeze(-1).cpu().numpy()
+        posterior = self._posterior  # read once: a background suggestion may replace it
+        if posterior is None or self.space.dim == 0:
+            return None
+        units = [self._unit_or_none(t) for t in trials]
+        inside = [i for i, unit in enumerate(units) if unit is not None]
+        means = np.full(len(trials), np.inf)
+        if not inside:
+            return means
+        extra_units, extra_resources, extra_values = [], [], []
+        for index in fresh:
+            unit = units[index]
+            if unit is None:
+                continue
+            for resource, value in rung_results(trials[index].results, self.levels).items():
+                if math.isfinite(value) and (unit.tobytes(), int(resource)) not in posterior.seen:
+                    extra_units.append(unit)
+                    extra_resources.append(resource)
+                    extra_values.append(self._sign * float(value))
+        try:
+            x = self._model_inputs(np.stack([units[i] for i in inside]), [self.max_resource] * len(inside))
+            extra_x = self._model_inputs(np.array(extra_units).reshape(-1, self.space.dim), extra_resources)
+            extra_y = torch.tensor(posterior.transform(np.array(extra_values)), **self.tensor_kwargs)
+            with torch.no_grad():
+                means[inside] = posterior.gp.mean_given(x, extra_x, extra_y).cpu().numpy()
+        except Exception:  # numerical failure of the GP: let the plain rule decide
+            return None
+        return means
 
     def reseed(self, seed: int | None) -> None:
         """Reset the random generator (Optuna calls this in worker processes and threads)."""
@@ -189,15 +228,21 @@ class ModelBasedSearcher:
 
     # ----- helpers ------------------------------------------------------------------------
 
-    def _known_test(self, excluded: KnownConfigurations) -> Callable[[np.ndarray], bool]:
-        """Whether a candidate's configuration is known; compared after decoding only in spaces
-        where decoding can merge nearby coordinates (see ``SearchSpace.has_coarse_floats``)."""
+    def _known_test(self, excluded: KnownConfigurations) -> Callable[[np.ndarray], np.ndarray]:
+        """For rows of candidates (``m x dim``), whether each one's configuration is known;
+        compared after decoding only in spaces where decoding can merge nearby coordinates (see
+        ``SearchSpace.has_coarse_floats``)."""
         if not self._coarse_floats:
-            return excluded.__contains__
-        return lambda unit: unit in excluded or self.space.realised(unit) in excluded
+            return excluded.contains
 
-    def _known(self, trials: Sequence[TrialRecord]) -> KnownConfigurations:
-        return KnownConfigurations([unit for unit in map(self._unit_or_none, trials) if unit is not None], self.space.dim)
+        def known(units: np.ndarray) -> np.ndarray:
+            realised = np.array([self.space.realised(unit) for unit in units]).reshape(units.shape)
+            return excluded.contains(units) | excluded.contains(realised)
+
+        return known
+
+    def _known(self, units: Sequence[np.ndarray | None]) -> KnownConfigurations:
+        return KnownConfigurations([unit for unit in units if unit is not None], self.space.dim)
 
     def _unit_or_none(self, trial: TrialRecord) -> np.ndarray | None:
         """The trial's search coordinates, or ``None`` for a configuration outside the space."""
@@ -205,9 +250,6 @@ class ModelBasedSearcher:
             return self.space.to_unit(trial.config)
         except (KeyError, ValueError, TypeError):
             return None
-
-    def _in_space(self, config: dict[str, Any]) -> bool:
-        return self._unit_or_none(TrialRecord(config)) is not None
 
     def _warn_once(self, trials: Sequence[TrialRecord], offenders: list[int]) -> None:
         for index in offenders:
@@ -233,10 +275,9 @@ class ModelBasedSearcher:
         else:
             candidates = []
         candidates.extend(self.space.sample_unit(self._rng, 256))
-        is_known = self._known_test(excluded)
-        for unit in candidates:
-            if not is_known(unit):
-                return self.space.from_unit(unit)
+        new = np.flatnonzero(~self._known_test(excluded)(np.array(candidates)))
+        if len(new):
+            return self.space.from_unit(candidates[new[0]])
         # Random draws found nothing new: enumerate small discrete spaces before giving up,
         # taking configurations near known ones (but not known ones) when nothing else is left.
         every = self.space.enumerate_unit(ENUMERATION_LIMIT)
@@ -257,21 +298,27 @@ class ModelBasedSearcher:
         return torch.cat([features, r], dim=-1)
 
     def _model_based_unit(
-        self, trials: Sequence[TrialRecord], observations: list[Observation], excluded: KnownConfigurations
+        self,
+        trials: Sequence[TrialRecord],
+        all_units: Sequence[np.ndarray | None],
+        observations: list[Observation],
+        excluded: KnownConfigurations,
     ) -> np.ndarray:
         r_acq = acquisition_resource(observations)
         bars = self._rung_bars(observations)
-        model, transform, units = self._fit_observations(trials, observations)
+        model, transform, units = self._fit_observations(trials, observations, all_units)
         noise = float(model.likelihood.noise.detach().mean())
 
-        pending = [t for t in trials if t.pending_at is not None and self._in_space(t.config)]
-        incumbent_units = list(units.values()) + [self.space.to_unit(t.config) for t in pending]
+        pending = [i for i, t in enumerate(trials) if t.pending_at is not None and all_units[i] is not None]
+        incumbent_units = list(units.values()) + [all_units[i] for i in pending]
         incumbent_x = self._model_inputs(np.stack(incumbent_units), [r_acq] * len(incumbent_units))
 
-        pending_units = np.array([self.space.to_unit(t.config) for t in pending]).reshape(len(pending), self.space.dim)
-        pending_x = self._model_inputs(pending_units, [min(t.pending_at, self.max_resource) for t in pending])
+        pending_units = np.array([all_units[i] for i in pending]).reshape(len(pending), self.space.dim)
+        pending_x = self._model_inputs(pending_units, [min(trials[i].pending_at, self.max_resource) for i in pending])
         with torch.no_grad():
             model = FantasizedModel(model, pending_x, self.options.num_fantasies, seed=int(self._rng.integers(2**31)))
+            seen = frozenset((all_units[o.trial].tobytes(), o.resource) for o in observations)
+            self._posterior = FittedPosterior(model.data_posterior, transform, seen)
             per_fantasy = model.posterior(incumbent_x[:, None, None, :]).mean.reshape(len(incumbent_units), -1)
         best_f = per_fantasy.min(dim=0).values - self.options.ei_jitter
         anchors = np.stack(incumbent_units)[per_fantasy.mean(-1).argsort()[:NUM_ANCHORS].cpu().numpy()]
@@ -300,18 +347,26 @@ class ModelBasedSearcher:
         )
 
     def _fit_observations(
-        self, trials: Sequence[TrialRecord], observations: list[Observation]
+        self, trials: Sequence[TrialRecord], observations: list[Observation], all_units: Sequence[np.ndarray | None]
     ) -> tuple[SingleTaskGP, TargetTransform, dict[int, np.ndarray]]:
-        """The GP fitted to the observations (subsampled beyond the data cap), the transform of
-        its targets, and the search coordinates of every trial it saw (by record index)."""
+        """The GP conditioned on the observations (subsampled beyond the data cap), the transform
+        of its targets, and the search coordinates of every trial it saw (by record index).
+
+        Hyperparameters, when they are refitted, are fitted on a rung-aware subset of at most
+        ``FIT_SUBSET`` of these observations.
+        """
         total = len(observations)
         observations = subsample(observations, self.options.max_observations, self._rng)
-        units = {o.trial: self.space.to_unit(trials[o.trial].config) for o in observations}
+        units = {o.trial: all_units[o.trial] for o in observations}
         train_x = self._model_inputs(np.stack([units[o.trial] for o in observations]), [o.resource for o in observations])
         values = np.array([o.value for o in observations])
         transform = TargetTransform.fit(values, warp=self.options.warp_outputs)
-        train_y = torch.tensor(transform(values), **self.tensor_kwargs)
-        return self._fit(train_x, train_y.unsqueeze(-1), total), transform, units
+        train_y = torch.tensor(transform(values), **self.tensor_kwargs).unsqueeze(-1)
+        fit_rows = None
+        if len(observations) > FIT_SUBSET and self._needs_refit(total):
+            row_of = {(o.trial, o.resource): row for row, o in enumerate(observations)}
+            fit_rows = [row_of[(o.trial, o.resource)] for o in subsample(observations, FIT_SUBSET, self._rng)]
+        return self._fit(train_x, train_y, total, fit_rows), transform, units
 
     def _rung_bars(self, observations: list[Observation]) -> dict[int, float]:
         """Rung level -> the value a new trial must reach there to go on (rungs with data only)."""
@@ -331,18 +386,26 @@ class ModelBasedSearcher:
             before_acquisition=sum(level < r_acq for level in rungs),
         )
 
-    def _fit(self, train_x: torch.Tensor, train_y: torch.Tensor, total: int) -> SingleTaskGP:
-        """The GP on the data; hyperparameters are re-optimised only when the data grew enough.
+    def _needs_refit(self, total: int) -> bool:
+        """Whether the hyperparameters are re-optimised for ``total`` observations."""
+        return self._warm_start is None or total > REFIT_GROWTH * self._fitted_size
+
+    def _fit(
+        self, train_x: torch.Tensor, train_y: torch.Tensor, total: int, fit_rows: list[int] | None = None
+    ) -> SingleTaskGP:
+        """The GP on the data; hyperparameters are re-optimised only when the data grew enough,
+        on the rows ``fit_rows`` only when given (the GP is then conditioned on all rows).
 
         ``total`` counts observations before the data cap, so refits continue beyond the cap.
         """
-        if self._warm_start is not None and total <= REFIT_GROWTH * self._fitted_size:
+        if not self._needs_refit(total):
             model = build_model(train_x, train_y, self.options.kernel)
             if apply_hyperparameters(model, self._warm_start):
                 return model.eval()
+        fit_x, fit_y = (train_x, train_y) if fit_rows is None else (train_x[fit_rows], train_y[fit_rows])
         last_error: Exception | None = None
         for attempt in range(FIT_ATTEMPTS):
-            model = build_model(train_x, train_y, self.options.kernel)
+            model = build_model(fit_x, fit_y, self.options.kernel)
             try:
                 with cholesky_jitter(attempt):
                     fit_model(model, self._warm_start if attempt == 0 else None)
@@ -351,7 +414,11 @@ class ModelBasedSearcher:
                 continue
             self._warm_start = hyperparameters(model)
             self._fitted_size = total
-            return model
+            if fit_rows is None:
+                return model
+            model = build_model(train_x, train_y, self.options.kernel)
+            apply_hyperparameters(model, self._warm_start)
+            return model.eval()
         raise RuntimeError(f"GP fit failed {FIT_ATTEMPTS} times") from last_error
 
 

@@ -151,7 +151,7 @@ class MobsterSampler(BaseSampler):
         records = [r for r in self._records(study, trial, search_space, levels, trials) if r.results]
         config = {name: trial.params[name] for name in search_space}
         records.append(TrialRecord(config, _results(trial, levels[-1]), name=str(trial.number)))
-        means = searcher.final_means(records)
+        means = searcher.final_means(records, fresh=[len(records) - 1])
         if means is None:
             return None
         return {int(record.name): float(mean) for record, mean in zip(records, means)}  # type: ignore[arg-type]

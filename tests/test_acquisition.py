@@ -132,7 +132,8 @@ def test_augmentation_discounts_configurations_the_model_already_knows():
     acquisition = FantasyAveragedLogEI(
         model, torch.tensor([-1.5], dtype=torch.float64), _encode, 1.0, None, noise=0.05
     )
-    known = model.train_x[model.train_x[:, 1] == 1.0][:1, :1]  # a configuration measured at r = 1
+    train_x = model.data_posterior.train_x
+    known = train_x[train_x[:, 1] == 1.0][:1, :1]  # a configuration measured at r = 1
     far = torch.tensor([[4.0]], dtype=torch.float64)  # far outside the data
 
     def log_augmentation(x: torch.Tensor) -> torch.Tensor:

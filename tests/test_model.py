@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mobster.kernels import ExpDecayParameters
-from mobster.model import KERNELS, MIN_OUTPUTSCALE, build_model, fit_model
+from mobster.model import KERNELS, MIN_OUTPUTSCALE, apply_hyperparameters, build_model, fit_model, hyperparameters
 
 
 def synthetic_curve(x: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -108,3 +108,24 @@ def test_fit_on_few_points_keeps_the_kernel_scale_positive():
     with torch.no_grad():
         posterior = model.posterior(x)
     assert torch.isfinite(posterior.mean).all() and (posterior.variance > 0).all()
+
+
+def test_conditioning_on_extra_points_matches_the_posterior_given_all_the_data() -> None:
+    # The rescue of late bloomers adds a trial's new results to the last model without refitting:
+    # that must be the exact posterior of the same GP given the old data and the new points.
+    from mobster.posterior import ConditionedGP
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(30, 3, generator=generator, dtype=torch.float64)
+    y = torch.sin(6 * x[:, :1]) + x[:, 1:2]
+    y = (y - y.mean()) / y.std()
+    y[25:] += 1.5  # results the first model did not expect
+    fitted = fit_model(build_model(x[:25], y[:25], "exp-decay-combined"))
+    fitted.likelihood.noise = 1e-2  # well conditioned: the two routes then agree to rounding
+    everything = build_model(x, y, "exp-decay-combined")
+    apply_hyperparameters(everything, hyperparameters(fitted))
+    queries = torch.cat([torch.rand(7, 3, generator=generator, dtype=torch.float64), x[25:] + 0.01])
+    added = ConditionedGP(fitted).mean_given(queries, x[25:], y[25:, 0])
+    direct = ConditionedGP(everything.eval()).mean(queries)
+    assert torch.allclose(added, direct, atol=1e-6)
+    assert not torch.allclose(added, ConditionedGP(fitted).mean(queries), atol=1e-3)  # the points matter

@@ -207,7 +207,8 @@ def _late_bloomer_study(rescue: bool | None, storage: optuna.storages.BaseStorag
     from optuna_mobster import MobsterSampler
 
     pruner = MobsterPruner(min_resource=1, max_resource=9, reduction_factor=3, rescue_by_model=rescue)
-    study = optuna.create_study(storage=storage, sampler=MobsterSampler(seed=0, num_initial_random=4), pruner=pruner)
+    sampler = MobsterSampler(seed=0, num_initial_random=4, random_fraction=0.0)
+    study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner)
     for k in range(9):
         x = 0.05 + 0.1 * k
         curve = {r: x * (1 - r / 9) + (1 - x) * r / 9 for r in (1, 3, 9)}
@@ -219,6 +220,10 @@ def _late_bloomer_study(rescue: bool | None, storage: optuna.storages.BaseStorag
                 value=curve[9],
             )
         )
+    # One model-based suggestion: the pruner's rescue answers from that model, never fitting one.
+    probe = study.ask()
+    probe.suggest_float("x", 0.0, 1.0)
+    study.tell(probe, state=optuna.trial.TrialState.FAIL)
     return study
 
 

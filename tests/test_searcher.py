@@ -211,17 +211,23 @@ def late_bloomer(x: float, r: int, r_max: int = 9) -> float:
 
 def test_final_means_rank_configurations_by_their_modelled_full_resource_value():
     space = SearchSpace({"x": Float(0.0, 1.0)})
-    searcher = ModelBasedSearcher(space, max_resource=9, levels=[1, 3, 9], num_initial_random=4, seed=0)
+    searcher = ModelBasedSearcher(
+        space, max_resource=9, levels=[1, 3, 9], num_initial_random=4, random_fraction=0.0, seed=0
+    )
     xs = np.linspace(0.05, 0.85, 9)
     records = [TrialRecord({"x": float(x)}, {r: late_bloomer(x, r) for r in (1, 3, 9)}) for x in xs]
-    assert searcher.final_means(records[:3]) is None  # still in the random start
+    searcher.suggest(records[:3])  # still in the random start: no model
+    assert searcher.final_means(records[:3]) is None
+    searcher.suggest(records)  # the model answers from here on, without fitting again
     # A new trial with one early result, the worst so far: the model expects it to finish
     # better than every configuration but its nearest neighbour (x = 0.85).
     records.append(TrialRecord({"x": 0.95}, {1: late_bloomer(0.95, 1)}))
-    means = searcher.final_means(records)
+    means = searcher.final_means(records, fresh=[len(records) - 1])
     assert means is not None and means.shape == (len(records),)
     assert means[-1] < means[:-2].min()
     assert means[0] > means[-2]  # x = 0.05 finishes worse than x = 0.85
+    outside = searcher.final_means([*records, TrialRecord({"y": 1.0}, {1: 0.5})])
+    assert outside is not None and outside[-1] == np.inf  # outside the space: never ranked
 
 
 def test_a_range_holding_few_doubles_is_used_up_without_repeating_a_configuration() -> None:

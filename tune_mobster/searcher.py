@@ -254,19 +254,17 @@ class MobsterSearcher(Searcher):
         """Trial id -> the GP's posterior mean at ``max_t`` (minimised, model units: only the order
         means something) for every trial with results, after recording ``result`` of ``trial_id``
         (the scheduler decides on a result before the searcher is told of it). ``None`` while the
-        model is not used (see :meth:`mobster.searcher.ModelBasedSearcher.final_means`) and while
-        a background suggestion holds the model.
+        model is not used (see :meth:`mobster.searcher.ModelBasedSearcher.final_means`).
         """
         trial = self._trials.get(trial_id)
         if trial is None or self._space is None:
             return None
         self._record(trial_id, trial, result)  # idempotent: on_trial_result records it again
-        if self._future is not None and not self._future.done():
-            # The GP is busy in the driver thread: waiting for it would hold up Ray's event loop,
-            # which background mode exists to avoid. The plain rule decides this one.
-            return None
+        # The core answers from the model of its last suggestion (never fitting one here, in
+        # Ray's event loop), with this trial's new results added to its data.
         with_results = [(i, record) for i, record in zip(self._trials, self._records()) if record.results]
-        means = self._core_searcher().final_means([record for _, record in with_results])
+        fresh = [k for k, (i, _) in enumerate(with_results) if i == trial_id]
+        means = self._core_searcher().final_means([record for _, record in with_results], fresh=fresh)
         return None if means is None else {i: float(mean) for (i, _), mean in zip(with_results, means)}
 
     @property
