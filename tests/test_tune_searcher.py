@@ -173,8 +173,8 @@ def test_random_fraction_reaches_the_core(monkeypatch) -> None:
 
     def model_failures(random_fraction: float) -> int:
         searcher = MobsterSearcher(
-            "loss", "min", space=SPACE, seed=1, num_initial_random=2, random_fraction=random_fraction
-        )
+            "loss", "min", space=SPACE, seed=1, num_initial_random=2, random_fraction=random_fraction, background=False
+        )  # reproducible mode: each suggestion is computed inside suggest()
         for i in range(8):
             config = searcher.suggest(f"t{i}")
             searcher.on_trial_complete(f"t{i}", {"training_iteration": 1, "loss": config["x"]})
@@ -223,21 +223,31 @@ def test_rescue_predictions_do_not_wait_for_a_background_suggestion(monkeypatch)
             release.wait(60)
         return original(self, trials)
 
-    searcher = MobsterSearcher("loss", "min", space=SPACE, seed=6, num_initial_random=2, background=True)
+    searcher = MobsterSearcher("loss", "min", space=SPACE, seed=6, num_initial_random=2, random_fraction=0.0)
     first = [searcher.suggest("t0"), searcher.suggest("t1")]  # random phase, on the driver
     for name, config in zip(("t0", "t1"), first):
         searcher.on_trial_result(name, {"training_iteration": 1, "loss": config["x"]})
-    monkeypatch.setattr(ModelBasedSearcher, "suggest", held_suggest)
-    assert searcher.suggest("t2") is None  # the background suggestion starts, and is held
-    started = time.monotonic()
-    assert searcher.predicted_final("t0", {"training_iteration": 3, "loss": 0.5}) is None
-    assert time.monotonic() - started < 5  # answered at once, not after the held fit
-    release.set()
+    assert searcher.predicted_final("t0", {"training_iteration": 1, "loss": first[0]["x"]}) is None  # no model yet
+
+    def next_suggestion(trial_id: str) -> dict:
+        deadline = time.monotonic() + 120
+        while (config := searcher.suggest(trial_id)) is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # computed in the driver thread meanwhile
+        assert config is not None
+        return config
+
+    # The one computed when t1 was handed out (before any result), then one on the results.
+    next_suggestion("t2")
     deadline = time.monotonic() + 120
     while not searcher._future.done() and time.monotonic() < deadline:
         time.sleep(0.1)
-    means = searcher.predicted_final("t1", {"training_iteration": 3, "loss": 0.4})
-    assert means is not None and set(means) == {"t0", "t1"}  # the model answers once it is free
+    monkeypatch.setattr(ModelBasedSearcher, "suggest", held_suggest)
+    next_suggestion("t3")  # ready at once; the next one starts in the driver thread, and is held
+    started = time.monotonic()
+    means = searcher.predicted_final("t0", {"training_iteration": 1, "loss": 0.45})
+    assert time.monotonic() - started < 5  # answered at once from the last model, not after the held fit
+    assert means is not None and set(means) == {"t0", "t1"}
+    release.set()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a driver without CUDA")

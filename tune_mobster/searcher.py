@@ -70,13 +70,14 @@ class MobsterSearcher(Searcher):
         max_concurrent: Maximum running trials; paused trials do not count. ``0``: no limit.
             ``tune.TuneConfig(max_concurrent_trials=...)`` sets it too.
         device: ``"cpu"`` or ``"cuda"``: where the GP runs (always on the driver).
-        background: Fit the GP and optimise the acquisition in a driver thread. Ray's event loop
-            blocks while ``suggest`` runs, and a function trainable waits in ``tune.report``
-            until the driver takes its result; in the background, running trials go on while the
-            next configuration is computed (on the history as it was when the computation began),
-            and a :class:`tune_mobster.MobsterScheduler` stop decision made meanwhile is the plain
-            rule's, without the model's rescue. Results then depend on timing: keep ``False``
-            for reproducible seeded runs.
+        background: Compute model-based suggestions in a driver thread (default). Ray's event
+            loop runs ``suggest`` and every scheduler callback, and while it waits, no result
+            is processed, no trial starts and function trainables wait in ``tune.report``. In
+            the background, the next configuration is computed as soon as one is handed out
+            (with that one fantasized as pending), on the history as it was then, and
+            ``suggest`` returns it at once, or ``None`` while it is not ready (Tune asks again
+            at its next step). Results then depend on timing: ``False`` computes each
+            suggestion in ``suggest`` itself, the reproducible mode for seeded runs and tests.
         options: How the model proposes, a :class:`mobster.options.SearcherOptions` (kernel,
             num_initial_random, num_fantasies, max_observations, cost_aware, warp_outputs,
             random_fraction, ei_jitter, device), the same value ``MobsterSampler`` takes. Its
@@ -97,7 +98,7 @@ class MobsterSearcher(Searcher):
         grace_period: int = 1,
         reduction_factor: float = 3,
         max_concurrent: int = 0,
-        background: bool = False,
+        background: bool = True,
         options: SearcherOptions | None = None,
         **overrides: Any,
     ) -> None:
@@ -176,6 +177,8 @@ class MobsterSearcher(Searcher):
             if config is None:
                 return None  # computing in the background: Tune asks again at its next step
         self._trials[trial_id] = _Trial(config=config)
+        if self._in_background() and self._future is None:
+            self._start_next()  # ready by the next call, with this trial fantasized as pending
         return self._space.to_ray(config)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -295,13 +298,10 @@ class MobsterSearcher(Searcher):
 
     def _model_suggestion(self) -> dict[str, Any] | None:
         """The core's next configuration; ``None`` while a background computation runs."""
-        random_phase = len(self._trials) < self._options.num_initial_random
-        if not self._background or random_phase:
+        if not self._in_background():
             return self._core_searcher().suggest(self._records())
         if self._future is None:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mobster")
-            self._future = self._executor.submit(self._core_searcher().suggest, self._records())
+            self._start_next()
             return None
         if not self._future.done():
             return None
@@ -312,6 +312,16 @@ class MobsterSearcher(Searcher):
         if self._space.space.config_key(config) in seen:  # taken meanwhile by a point to evaluate
             return self._model_suggestion()
         return config
+
+    def _in_background(self) -> bool:
+        """Whether suggestions are computed in the driver thread (not during the random start)."""
+        return self._background and len(self._trials) >= self._options.num_initial_random
+
+    def _start_next(self) -> None:
+        """Compute the next suggestion in the driver thread, on the history as it is now."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mobster")
+        self._future = self._executor.submit(self._core_searcher().suggest, self._records())
 
     def _num_running(self) -> int:
         return sum(not t.finished and not t.paused for t in self._trials.values())
