@@ -16,6 +16,7 @@ from mobster.history import TrialRecord
 from mobster.options import SearcherOptions
 from mobster.searcher import ModelBasedSearcher
 from optuna_mobster import _claims as claims
+from optuna_mobster import _shared_fit as shared_fit
 from optuna_mobster._space import to_search_space
 from optuna_mobster.pruner import MobsterPruner, study_mode
 
@@ -47,7 +48,9 @@ class MobsterSampler(BaseSampler):
     define-by-run branches) are sampled at random, so conditional spaces work. FAIL trials are
     never proposed again. Thread-safe for ``study.optimize(n_jobs=...)``; threads and processes
     that sample at the same moment never take one configuration (each claims its choice in the
-    trial's system attrs before returning it, see ``optuna_mobster._claims``).
+    trial's system attrs before returning it, see ``optuna_mobster._claims``). Processes sharing
+    a storage fit the GP's hyperparameters once between them: the one that fits publishes them in
+    the study's system attrs, and the others use them (``optuna_mobster._shared_fit``).
 
     Args:
         seed: Seed for random draws, fantasies and optimiser starts.
@@ -109,6 +112,9 @@ class MobsterSampler(BaseSampler):
             return {}
         levels = self._levels(study)
         searcher = self._searcher(study, search_space, levels)
+        key = _searcher_key(search_space, levels)
+        shared_fit.adopt_shared(study, key, searcher)  # another process may have fitted already
+        fitted_before = searcher.fitted_hyperparameters()
         # Trials sampled at the same moment (other threads or processes) must not take the same
         # configuration: claim it in storage, and sample again with the rival's as pending if a
         # rival wins (see optuna_mobster._claims). Processes that keep colliding follow the same
@@ -118,6 +124,7 @@ class MobsterSampler(BaseSampler):
             config = searcher.suggest(records) if round_ < claims.MAX_ROUNDS else searcher.suggest_random(records)
             if claims.stake(study, trial, config, searcher.is_among) or round_ == claims.MAX_ROUNDS:
                 break
+        shared_fit.publish(study, key, searcher, fitted_before[1] if fitted_before else 0)
         return config
 
     def sample_independent(
@@ -185,7 +192,7 @@ class MobsterSampler(BaseSampler):
         self, study: Study, search_space: dict[str, BaseDistribution], levels: list[int]
     ) -> ModelBasedSearcher:
         # One searcher per (space, levels): it keeps warm-start hyperparameters between calls.
-        key = (tuple(sorted((k, repr(v)) for k, v in search_space.items())), tuple(levels))
+        key = _searcher_key(search_space, levels)
         # With MobsterPruner's stopping rule, suggestions weigh the chance of passing its rungs.
         use_rungs = self._rung_aware and isinstance(study.pruner, MobsterPruner)
         eta = study.pruner.reduction_factor if use_rungs else None
@@ -241,6 +248,11 @@ class MobsterSampler(BaseSampler):
             return None
         own_levels = self._trial_levels(study, trial, list(levels))
         return rung_rules.next_level(own_levels, trial.last_step or 0)
+
+
+def _searcher_key(search_space: dict[str, BaseDistribution], levels: Sequence[int]) -> tuple:
+    """What one core searcher models: the parameters' distributions and the rung levels."""
+    return tuple(sorted((k, repr(v)) for k, v in search_space.items())), tuple(levels)
 
 
 def _results(trial: FrozenTrial, max_resource: int) -> dict[int, float]:

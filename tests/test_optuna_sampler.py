@@ -17,6 +17,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 TESTS = Path(__file__).parent
 
 
+_DISTRIBUTIONS = {
+    "x": optuna.distributions.FloatDistribution(0.0, 1.0),
+    "lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True),
+    "n": optuna.distributions.IntDistribution(1, 8),
+    "kind": optuna.distributions.CategoricalDistribution(["a", "b", "c"]),
+}
+
+
 def small_study(**kwargs) -> optuna.Study:
     return optuna.create_study(
         sampler=MobsterSampler(seed=0, num_initial_random=4), pruner=MobsterPruner(max_resource=9), **kwargs
@@ -189,3 +197,31 @@ def test_mobster_beats_random_search_with_the_same_pruner():
             results.append(study.best_value)
     assert np.median(mobster) < 0.5 * np.median(random)
     assert sum(m < r for m, r in zip(mobster, random)) >= 2
+
+
+def test_processes_sharing_a_study_fit_the_hyperparameters_once(monkeypatch):
+    # Two samplers on one storage stand for two processes: the second adopts the fit the first
+    # published in the study's system attrs, and only conditions the GP on the data.
+    import mobster.searcher
+    from optuna_mobster._shared_fit import KEY_PREFIX
+
+    fits = []
+    real_fit = mobster.searcher.fit_model
+    monkeypatch.setattr(mobster.searcher, "fit_model", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    storage = optuna.storages.InMemoryStorage()
+
+    def sampler(seed: int) -> MobsterSampler:
+        return MobsterSampler(seed=seed, num_initial_random=4, random_fraction=0.0)
+
+    first = optuna.create_study(study_name="shared", storage=storage, sampler=sampler(0), pruner=MobsterPruner(max_resource=9))
+    first.optimize(lambda t: objective(t, max_step=9), n_trials=10)
+    probe = first.ask(_DISTRIBUTIONS)  # a suggestion on the final history, which it fits
+    first.tell(probe, state=TrialState.FAIL)
+    shared = [v for k, v in storage.get_study_system_attrs(first._study_id).items() if k.startswith(KEY_PREFIX)]
+    assert len(shared) == 1 and shared[0]["size"] > 0 and fits
+    fits.clear()
+    second = optuna.load_study(study_name="shared", storage=storage, sampler=sampler(1), pruner=MobsterPruner(max_resource=9))
+    trial = second.ask(_DISTRIBUTIONS)
+    assert trial.params and not fits  # a model-based suggestion, without a fit of its own
+    (own,) = second.sampler._searchers.values()
+    assert own.fitted_hyperparameters() == (shared[0]["params"], shared[0]["size"])
