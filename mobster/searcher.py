@@ -163,13 +163,17 @@ class ModelBasedSearcher:
                 return self._random_config(excluded)
             return self.space.from_unit(unit)
 
-    def suggest_random(self, trials: Sequence[TrialRecord]) -> dict[str, Any]:
+    def suggest_random(self, trials: Sequence[TrialRecord], rng: np.random.Generator | None = None) -> dict[str, Any]:
         """A random configuration not among ``trials``, whatever the model would say.
 
-        Raises ``LookupError`` only when the space is exhausted.
+        With its own ``rng`` it never waits for a model-based suggestion running in another
+        thread (the searcher's lock and generator are that one's). Raises ``LookupError`` only
+        when the space is exhausted.
         """
         if self.space.dim == 0:  # one configuration: nothing random about it
             return self.suggest(trials)
+        if rng is not None:
+            return self._random_config(self._known([self._unit_or_none(t) for t in trials]), rng=rng)
         with self._lock:
             return self._random_config(self._known([self._unit_or_none(t) for t in trials]))
 
@@ -301,7 +305,10 @@ class ModelBasedSearcher:
                     stacklevel=4,
                 )
 
-    def _random_config(self, excluded: KnownConfigurations, centre: bool = False) -> dict[str, Any]:
+    def _random_config(
+        self, excluded: KnownConfigurations, centre: bool = False, rng: np.random.Generator | None = None
+    ) -> dict[str, Any]:
+        rng = self._rng if rng is None else rng
         if centre:
             middle = np.array(
                 [
@@ -313,7 +320,7 @@ class ModelBasedSearcher:
             candidates = [self.space.round_unit(middle)]
         else:
             candidates = []
-        candidates.extend(self.space.sample_unit(self._rng, 256))
+        candidates.extend(self.space.sample_unit(rng, 256))
         new = np.flatnonzero(~self._known_test(excluded)(np.array(candidates)))
         if len(new):
             return self.space.from_unit(candidates[new[0]])
@@ -324,7 +331,7 @@ class ModelBasedSearcher:
             left = [unit for unit in every if unit not in excluded]
             left = left or [unit for unit in every if not excluded.holds_exactly(unit)]
             if left:
-                return self.space.from_unit(left[self._rng.integers(len(left))])
+                return self.space.from_unit(left[rng.integers(len(left))])
         raise LookupError("no configuration left that has not been evaluated")
 
     def _resource_unit(self, resource: float) -> float:

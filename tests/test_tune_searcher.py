@@ -196,19 +196,34 @@ def test_searcher_errors_name_the_problem() -> None:
         MobsterSearcher("loss", "min", space=SPACE, points_to_evaluate=[{"x": 0.1, "n": 4, "act": "relu"}])
 
 
-def test_background_suggestions_arrive_at_a_later_call() -> None:
-    searcher = MobsterSearcher("loss", "min", space=SPACE, seed=6, num_initial_random=2, background=True)
-    first = [searcher.suggest("t0"), searcher.suggest("t1")]  # random phase: immediate
+def test_background_suggestions_never_keep_a_slot_waiting(monkeypatch) -> None:
+    from mobster.searcher import ModelBasedSearcher
+
+    release = threading.Event()
+    original = ModelBasedSearcher.suggest
+
+    def held_suggest(self, trials):  # a slow GP fit, until the test lets it go
+        release.wait(60)
+        return original(self, trials)
+
+    searcher = MobsterSearcher("loss", "min", space=SPACE, seed=6, num_initial_random=2, random_fraction=0.0)
+    first = [searcher.suggest("t0"), searcher.suggest("t1")]  # the model's next one starts in a thread
     for name, config in zip(("t0", "t1"), first):
         for iteration in (1, 3):
             searcher.on_trial_result(name, {"training_iteration": iteration, "loss": config["x"] + 1 / iteration})
-    assert searcher.suggest("t2") is None  # the GP fit starts in a driver thread
     deadline = time.monotonic() + 120
-    config = None
-    while config is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-        config = searcher.suggest(f"t{len(searcher._trials) + 3}")
-    assert config is not None and config not in first
+    while not searcher._future.done() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the one started at t1
+    monkeypatch.setattr(ModelBasedSearcher, "suggest", held_suggest)
+    modelled = searcher.suggest("t2")  # ready: handed out, and the next one starts, held
+    started = time.monotonic()
+    fallback = searcher.suggest("t3")
+    assert time.monotonic() - started < 5 and searcher.random_fallbacks == 1  # random, at once
+    assert fallback is not None and fallback not in (*first, modelled)
+    release.set()
+    while not searcher._future.done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert searcher.suggest("t4") not in (*first, modelled, fallback) and searcher.random_fallbacks == 1
     assert pickle.loads(pickle.dumps(searcher))._future is None  # no thread state is pickled
 
 
@@ -229,20 +244,17 @@ def test_rescue_predictions_do_not_wait_for_a_background_suggestion(monkeypatch)
         searcher.on_trial_result(name, {"training_iteration": 1, "loss": config["x"]})
     assert searcher.predicted_final("t0", {"training_iteration": 1, "loss": first[0]["x"]}) is None  # no model yet
 
-    def next_suggestion(trial_id: str) -> dict:
-        deadline = time.monotonic() + 120
-        while (config := searcher.suggest(trial_id)) is None and time.monotonic() < deadline:
-            time.sleep(0.1)  # computed in the driver thread meanwhile
-        assert config is not None
-        return config
-
-    # The one computed when t1 was handed out (before any result), then one on the results.
-    next_suggestion("t2")
     deadline = time.monotonic() + 120
+    while searcher._core is None or searcher._core._posterior is None:  # until a model-based one
+        assert time.monotonic() < deadline
+        if searcher._future is not None and not searcher._future.done():
+            time.sleep(0.1)
+            continue
+        searcher.suggest(f"t{len(searcher._trials)}")
     while not searcher._future.done() and time.monotonic() < deadline:
         time.sleep(0.1)
     monkeypatch.setattr(ModelBasedSearcher, "suggest", held_suggest)
-    next_suggestion("t3")  # ready at once; the next one starts in the driver thread, and is held
+    searcher.suggest(f"t{len(searcher._trials)}")  # ready at once; the next one starts, and is held
     started = time.monotonic()
     means = searcher.predicted_final("t0", {"training_iteration": 1, "loss": 0.45})
     assert time.monotonic() - started < 5  # answered at once from the last model, not after the held fit

@@ -257,7 +257,7 @@ class MobsterScheduler(TrialScheduler):
             return False
         level = self._table.recorded_level(trial_id)
         rung_trials = self._table.trials_at(level) if level is not None else {}
-        predicted = self._searcher.predicted_final(trial_id, result)
+        predicted = self._searcher.predicted_final(trial_id, result, among=rung_trials)
         return rescued_by_model(trial_id, rung_trials, predicted, self._table.reduction_factor)
 
     def _check_same_objective(self, searcher: MobsterSearcher) -> None:

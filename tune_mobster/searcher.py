@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from ray import cloudpickle
 from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searcher
@@ -74,10 +75,11 @@ class MobsterSearcher(Searcher):
             loop runs ``suggest`` and every scheduler callback, and while it waits, no result
             is processed, no trial starts and function trainables wait in ``tune.report``. In
             the background, the next configuration is computed as soon as one is handed out
-            (with that one fantasized as pending), on the history as it was then, and
-            ``suggest`` returns it at once, or ``None`` while it is not ready (Tune asks again
-            at its next step). Results then depend on timing: ``False`` computes each
-            suggestion in ``suggest`` itself, the reproducible mode for seeded runs and tests.
+            (with that one fantasized as pending), on the history as it was then; ``suggest``
+            returns it at once, or a random configuration if it is not ready yet (counted in
+            :attr:`random_fallbacks`), so that a free slot never waits. Results then depend on
+            timing: ``False`` computes each suggestion inside ``suggest``, the reproducible
+            mode for seeded runs and tests.
         options: How the model proposes, a :class:`mobster.options.SearcherOptions` (kernel,
             num_initial_random, num_fantasies, max_observations, cost_aware, warp_outputs,
             random_fraction, ei_jitter, device), the same value ``MobsterSampler`` takes. Its
@@ -127,7 +129,11 @@ class MobsterSearcher(Searcher):
         self._background = background
         self._executor: ThreadPoolExecutor | None = None
         self._future: Future | None = None
+        # Random configurations handed out while the driver thread was still computing.
+        self._num_fallbacks = 0
+        self._fallback_rng = np.random.default_rng(None if seed is None else seed + 1)
         self._trials: dict[str, _Trial] = {}
+        self._keys: dict[str, tuple] = {}  # trial -> its configuration's key (see _is_taken)
         self._nan_warned: set[str] = set()
         self._space: RaySearchSpace | None = None
         self._raw_points = [dict(p) for p in points_to_evaluate or []]
@@ -174,8 +180,6 @@ class MobsterSearcher(Searcher):
                 config = self._model_suggestion()
             except LookupError:  # every configuration of a finite space has been tried
                 return Searcher.FINISHED
-            if config is None:
-                return None  # computing in the background: Tune asks again at its next step
         self._trials[trial_id] = _Trial(config=config)
         if self._in_background() and self._future is None:
             self._start_next()  # ready by the next call, with this trial fantasized as pending
@@ -225,6 +229,7 @@ class MobsterSearcher(Searcher):
         for key, value in state.items():
             if key != "version":
                 setattr(self, key, value)
+        self._keys = {}
         self._core = None  # refitted on the restored history at the next suggestion
         self._core_key = None
         self._future = None
@@ -253,11 +258,14 @@ class MobsterSearcher(Searcher):
         trial = self._trials.get(trial_id)
         return dict(trial.results) if trial else {}
 
-    def predicted_final(self, trial_id: str, result: Mapping[str, Any]) -> dict[str, float] | None:
+    def predicted_final(
+        self, trial_id: str, result: Mapping[str, Any], among: Collection[str] | None = None
+    ) -> dict[str, float] | None:
         """Trial id -> the GP's posterior mean at ``max_t`` (minimised, model units: only the order
-        means something) for every trial with results, after recording ``result`` of ``trial_id``
-        (the scheduler decides on a result before the searcher is told of it). ``None`` while the
-        model is not used (see :meth:`mobster.searcher.ModelBasedSearcher.final_means`).
+        means something) for every trial with results (of those in ``among`` and ``trial_id``
+        when given), after recording ``result`` of ``trial_id`` (the scheduler decides on a
+        result before the searcher is told of it). ``None`` while the model is not used (see
+        :meth:`mobster.searcher.ModelBasedSearcher.final_means`).
         """
         trial = self._trials.get(trial_id)
         if trial is None or self._space is None:
@@ -265,10 +273,19 @@ class MobsterSearcher(Searcher):
         self._record(trial_id, trial, result)  # idempotent: on_trial_result records it again
         # The core answers from the model of its last suggestion (never fitting one here, in
         # Ray's event loop), with this trial's new results added to its data.
-        with_results = [(i, record) for i, record in zip(self._trials, self._records()) if record.results]
+        wanted = None if among is None else {*among, trial_id}
+        ids = [i for i in self._trials if wanted is None or i in wanted]
+        with_results = [(i, record) for i, record in zip(ids, self._records(wanted)) if record.results]
         fresh = [k for k, (i, _) in enumerate(with_results) if i == trial_id]
         means = self._core_searcher().final_means([record for _, record in with_results], fresh=fresh)
         return None if means is None else {i: float(mean) for (i, _), mean in zip(with_results, means)}
+
+    @property
+    def random_fallbacks(self) -> int:
+        """Suggestions that were random because the driver thread had not finished the model's
+        next one (background mode only): a high count means trials are requested faster than
+        the model computes, and the search is closer to random search there."""
+        return self._num_fallbacks
 
     @property
     def rung_levels(self) -> list[int]:
@@ -288,30 +305,35 @@ class MobsterSearcher(Searcher):
         self._points = [self._space.to_core(point) for point in self._raw_points]
 
     def _next_point(self) -> dict[str, Any] | None:
-        assert self._space is not None
-        seen = {self._space.space.config_key(t.config) for t in self._trials.values()}
         while self._points:
             point = self._points.pop(0)
-            if self._space.space.config_key(point) not in seen:
+            if not self._is_taken(point):
                 return point
         return None
 
-    def _model_suggestion(self) -> dict[str, Any] | None:
-        """The core's next configuration; ``None`` while a background computation runs."""
+    def _is_taken(self, config: dict[str, Any]) -> bool:
+        """Whether a trial already holds ``config`` (up to rounding)."""
+        assert self._space is not None
+        space = self._space.space
+        for trial_id, trial in self._trials.items():  # each trial's key computed once
+            if trial_id not in self._keys:
+                self._keys[trial_id] = space.config_key(trial.config)
+        return space.config_key(config) in set(self._keys.values())
+
+    def _model_suggestion(self) -> dict[str, Any]:
+        """The core's next configuration. In the background: the one computed since the last
+        hand-out if it is ready, else a random configuration at once (a free slot never waits)."""
         if not self._in_background():
             return self._core_searcher().suggest(self._records())
+        if self._future is not None and self._future.done():
+            future, self._future = self._future, None
+            config = future.result()  # re-raises what failed in the thread
+            if not self._is_taken(config):  # else taken meanwhile by a point to evaluate
+                return config
         if self._future is None:
             self._start_next()
-            return None
-        if not self._future.done():
-            return None
-        future, self._future = self._future, None
-        config = future.result()  # re-raises what failed in the thread
-        assert self._space is not None
-        seen = {self._space.space.config_key(t.config) for t in self._trials.values()}
-        if self._space.space.config_key(config) in seen:  # taken meanwhile by a point to evaluate
-            return self._model_suggestion()
-        return config
+        self._num_fallbacks += 1
+        return self._core_searcher().suggest_random(self._records(), rng=self._fallback_rng)
 
     def _in_background(self) -> bool:
         """Whether suggestions are computed in the driver thread (not during the random start)."""
@@ -353,11 +375,13 @@ class MobsterSearcher(Searcher):
             return levels[0]
         return next_level(levels, trial.last_resource)
 
-    def _records(self) -> list[TrialRecord]:
+    def _records(self, wanted: Collection[str] | None = None) -> list[TrialRecord]:
+        """The core's view of every trial (only of those in ``wanted`` when given, in order)."""
         levels = self.rung_levels
         return [
             TrialRecord(config=t.config, results=dict(t.results), pending_at=self._pending_level(t, levels))
-            for t in self._trials.values()
+            for i, t in self._trials.items()
+            if wanted is None or i in wanted
         ]
 
     def _core_searcher(self) -> ModelBasedSearcher:
