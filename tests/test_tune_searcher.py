@@ -273,3 +273,20 @@ def test_a_finite_space_finishes_the_search() -> None:
     configs = [searcher.suggest(f"t{i}") for i in range(3)]
     assert sorted(c["k"] for c in configs) == [0, 1, 2]
     assert searcher.suggest("t3") == Searcher.FINISHED
+
+
+def test_reproducible_mode_repeats_a_seeded_search() -> None:
+    def run() -> list[dict]:
+        searcher = MobsterSearcher("loss", "min", space=SPACE, seed=8, num_initial_random=3, background=False)
+        configs = []
+        for i in range(7):
+            config = searcher.suggest(f"t{i}")  # computed here, never in a thread
+            configs.append(config)
+            for iteration in (1, 3):
+                searcher.on_trial_result(f"t{i}", {"training_iteration": iteration, "loss": config["x"] / iteration})
+            searcher.on_trial_complete(f"t{i}")
+        assert searcher.random_fallbacks == 0 and searcher._future is None
+        return configs
+
+    first = run()
+    assert run() == first and len({repr(c) for c in first}) == 7
