@@ -107,7 +107,8 @@ class StatusLine(tune.Callback):
 
 class _WithoutUnstartedTrialWarning(logging.Filter):
     """Drops Ray's "Failed to fetch metrics" warning when every trial it names has no result
-    files at all: a trial the time budget ended before it started (the summary counts it)."""
+    files at all: a trial the time budget ended before its first result, which Ray writes them
+    with (the summary counts it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         first, *failures = record.getMessage().splitlines()
