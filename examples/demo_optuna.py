@@ -28,7 +28,7 @@ from datetime import datetime  # noqa: E402
 
 import optuna  # noqa: E402
 import torch  # noqa: E402
-from optuna.trial import FrozenTrial  # noqa: E402
+from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
 from examples.nas_model import SPACE_DOC, Trainer, TrialConfig, suggest_config  # noqa: E402
 from examples.demo_cli import build_parser, run_methods  # noqa: E402
@@ -73,7 +73,7 @@ def trial_record(trial: FrozenTrial, start_time: float) -> TrialRecord:
         config: TrialConfig | None = TrialConfig.from_params(trial.params)
     except KeyError:  # the trial failed before all parameters were suggested
         config = None
-    return TrialRecord(str(trial.number), config, curve)
+    return TrialRecord(str(trial.number), config, curve, failed=trial.state == TrialState.FAIL)
 
 
 def run_study(method: str, args: argparse.Namespace) -> tuple[RunSummary, list[TrialRecord]]:

@@ -22,9 +22,11 @@ if str(REPO_ROOT) not in sys.path:  # run as a script, `examples` is not importa
     sys.path.insert(0, str(REPO_ROOT))
 
 import argparse  # noqa: E402
+import logging  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import zlib  # noqa: E402
+from collections import Counter  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -68,11 +70,64 @@ def train_trial(params: dict[str, Any], *, max_epochs: int, seed: int) -> None:
             )
 
 
+class StatusLine(tune.Callback):
+    """Ray's trial counts and the best result so far, one short line every ``every_s`` seconds
+    and at the end: the demo's progress output (Ray's own, ``--verbose 1``, prints a table of
+    every parameter of every trial and a box per trial start and end, thousands of lines).
+
+    Its hooks only compare numbers; the counting happens when a line is printed.
+    """
+
+    def __init__(self, max_epochs: int, every_s: float = 30.0) -> None:
+        self._max_epochs = max_epochs
+        self._every_s = every_s
+        self._start = self._last = time.time()
+        self._best: tuple[float, str] | None = None
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        # The best result as Ray and the summary give it: an error at the full resource.
+        if result.get("epoch", 0) >= self._max_epochs and METRIC in result:
+            if self._best is None or result[METRIC] < self._best[0]:
+                self._best = (result[METRIC], trial.trial_id)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if time.time() - self._last >= self._every_s:
+            self._print(trials)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._print(trials)
+
+    def _print(self, trials: list) -> None:
+        self._last = time.time()
+        counts = Counter(trial.status for trial in trials)
+        status = " | ".join(f"{counts[s]} {s}" for s in ("RUNNING", "TERMINATED", "PAUSED", "PENDING", "ERROR") if counts[s])
+        best = f"; best {METRIC} {self._best[0]:.4f} (trial {self._best[1]})" if self._best else ""
+        print(f"[{self._last - self._start:5.0f} s] Trial status: {status}{best}", flush=True)
+
+
+class _WithoutUnstartedTrialWarning(logging.Filter):
+    """Drops Ray's "Failed to fetch metrics" warning when every trial it names has no result
+    files at all: a trial the time budget ended before its first result, which Ray writes them
+    with (the summary counts it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        first, *failures = record.getMessage().splitlines()
+        return not (first.startswith("Failed to fetch metrics") and failures and all(
+            "FileNotFoundError" in line for line in failures))
+
+
+def _quiet_worker_logs() -> None:
+    """Runs in each Ray worker: Tune's and Train's info lines ("Checkpoint successfully created",
+    "Restored ... from checkpoint"), one per epoch and resume, would reach the driver's log."""
+    for name in ("ray.train", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def trial_records(results: tune.ResultGrid, start_time: float) -> list[TrialRecord]:
     """Learning curves from each trial's stored results, times relative to the start of the run.
 
-    Trials that the time budget ended before they started are left out; a trial that raised is
-    kept with an empty curve (it counts as failed).
+    Every trial Ray created is kept, as Ray counts them: one that raised is failed, one that the
+    time budget ended before it reported (Ray then says TERMINATED) has an empty curve.
     """
     records = []
     for result in results:
@@ -84,11 +139,9 @@ def trial_records(results: tune.ResultGrid, start_time: float) -> list[TrialReco
                 CurvePoint(int(row.epoch), float(row.val_error), float(row.wall_time) - start_time)
                 for row in rows.itertuples()
             )
-        if not curve and result.error is None:
-            continue
         config = TrialConfig.from_params(result.config) if result.config else None
         trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
-        records.append(TrialRecord(str(trial_id), config, curve))
+        records.append(TrialRecord(str(trial_id), config, curve, failed=result.error is not None))
     return records
 
 
@@ -120,12 +173,19 @@ def run_experiment(method: str, args: argparse.Namespace) -> tuple[RunSummary, l
             # Only the latest checkpoint is ever resumed from; older ones would just fill the disk.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=args.verbose,
+            callbacks=[StatusLine(args.epochs)] if args.verbose == 0 else None,
         ),
     )
     print(f"\n{label}: up to {args.trials} trials of up to {args.epochs} epochs, {args.workers} at a time "
           f"on {resources}, time limit {args.timeout:.0f} s", flush=True)
     start = time.time()
-    results = tuner.fit()
+    analysis_logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    quiet = _WithoutUnstartedTrialWarning()
+    analysis_logger.addFilter(quiet)
+    try:
+        results = tuner.fit()
+    finally:
+        analysis_logger.removeFilter(quiet)
     wall_clock_s = time.time() - start
     records = trial_records(results, start)
     levels = rung_levels(1, args.epochs, REDUCTION_FACTOR)
@@ -141,7 +201,12 @@ def start_local_ray(workers: int) -> None:
     # `num_to_keep=1` makes Tune snapshot its (small, local) experiment state after every checkpoint,
     # and warn about it each time; the snapshots are cheap here, the warnings only noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    ray.init(num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=True)
+    ray.init(
+        num_cpus=max(workers, os.cpu_count() or 1),
+        include_dashboard=False,
+        logging_level=logging.WARNING,  # the driver's "Started a local Ray instance" and the like
+        runtime_env={"worker_process_setup_hook": _quiet_worker_logs},
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> list[RunSummary]:
@@ -153,7 +218,10 @@ def main(argv: Sequence[str] | None = None) -> list[RunSummary]:
         workers_help="trials run at once",
         out=REPO_ROOT / "out" / "demo_ray",
     )
-    parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Ray's progress output")
+    parser.add_argument(
+        "--verbose", type=int, default=0, choices=[0, 1, 2],
+        help="0: a status line every 30 s (default); 1, 2: Ray's own progress output (long)",
+    )
     args = parser.parse_args(argv)
     print("Search space:\n" + SPACE_DOC)
     start_local_ray(args.workers)

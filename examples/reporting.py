@@ -68,11 +68,13 @@ class CurvePoint:
 
 @dataclass(frozen=True)
 class TrialRecord:
-    """One trial as a framework reported it; ``curve`` is sorted by epoch and may be empty (failed)."""
+    """One trial as a framework reported it; ``curve`` is sorted by epoch and may be empty (the
+    trial failed, or a time limit ended it before it reported)."""
 
     trial_id: str
     config: TrialConfig | None
     curve: tuple[CurvePoint, ...]
+    failed: bool = False  # the framework says so (Ray's ERROR, Optuna's FAIL)
 
     @property
     def epochs(self) -> int:
@@ -103,8 +105,9 @@ class RunSummary:
     method: str
     wall_clock_s: float
     rung_levels: tuple[int, ...]
-    n_started: int
+    n_trials: int  # every trial the framework created, as its own counts give them
     n_failed: int
+    n_unreported: int  # ended by the time limit before their first result (none failed)
     n_stopped_first_rung: int
     n_promoted_then_stopped: int
     n_completed: int
@@ -125,12 +128,18 @@ class RunSummary:
         """Trials that went past at least one rung (completed ones included)."""
         return self.n_promoted_then_stopped + self.n_completed
 
+    def _trials_note(self) -> str:
+        notes = [f"{self.n_failed} failed"] if self.n_failed else []
+        if self.n_unreported:
+            notes.append(f"{self.n_unreported} ended by the time limit before reporting")
+        return f" ({', '.join(notes)})" if notes else ""
+
     def text(self) -> str:
         lines = [
             f"=== {self.method}: summary ===",
             f"wall-clock time       {self.wall_clock_s:.1f} s",
             f"rungs (epochs)        {', '.join(map(str, self.rung_levels))}",
-            f"trials started        {self.n_started}" + (f" ({self.n_failed} failed)" if self.n_failed else ""),
+            f"trials                {self.n_trials}" + self._trials_note(),
             f"  stopped at a rung   {self.n_stopped} ({self.n_stopped_first_rung} at the first rung, "
             f"{self.n_promoted_then_stopped} after a promotion)",
             f"  promoted            {self.n_promoted} past at least one rung, {self.n_promotions} promotions in all",
@@ -181,7 +190,8 @@ def plot_incumbents(
     ax.set_ylabel("best result so far: error at the last epoch (log scale)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # no trial may have finished yet
+        ax.legend()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -237,8 +247,9 @@ def summarise(
         method=method,
         wall_clock_s=wall_clock_s,
         rung_levels=tuple(rung_levels),
-        n_started=len(records),
-        n_failed=fates.count(None),
+        n_trials=len(records),
+        n_failed=sum(r.failed for r in records),
+        n_unreported=sum(not r.curve and not r.failed for r in records),
         n_stopped_first_rung=fates.count(Fate.STOPPED),
         n_promoted_then_stopped=fates.count(Fate.PROMOTED),
         n_completed=fates.count(Fate.COMPLETED),
@@ -259,7 +270,8 @@ def report_run(
     incumbent_png = out_dir / "incumbent.png"
     curves_png = out_dir / "learning_curves.png"
     plot_incumbents({method: records}, rung_levels, incumbent_png, f"{method}: incumbent over time")
-    plot_learning_curves(records, rung_levels, curves_png, f"{method}: learning curves of {len(records)} trials")
+    reported = sum(bool(r.curve) for r in records)
+    plot_learning_curves(records, rung_levels, curves_png, f"{method}: learning curves of {reported} trials")
     summary = summarise(method, records, rung_levels, wall_clock_s, (incumbent_png, curves_png))
     summary_dict = {**asdict(summary), "n_stopped": summary.n_stopped, "n_promoted": summary.n_promoted}
     (out_dir / "summary.json").write_text(json.dumps(summary_dict, indent=2))

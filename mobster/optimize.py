@@ -9,11 +9,13 @@ search over the discrete and categorical ones).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction
+from botorch.exceptions.warnings import OptimizationWarning
 from botorch.generation.gen import gen_candidates_scipy
 
 from mobster.space import SearchSpace
@@ -82,14 +84,21 @@ def _continuous_step(
     bounds = search_bounds(space, **tensor_kwargs)
     initial = torch.tensor(starts, **tensor_kwargs).unsqueeze(-2)
     fixed = {j: initial[:, 0, j].clone() for j in enumerated}
-    candidates, _ = gen_candidates_scipy(
-        initial,
-        acquisition,
-        lower_bounds=bounds[0],
-        upper_bounds=bounds[1],
-        fixed_features=fixed or None,
-        options={"maxiter": LBFGS_MAXITER},
-    )
+    # L-BFGS-B stopping ABNORMAL (its line search found no better point) is harmless here: the
+    # best point it reached is used. BoTorch warns of it under its own "always" filter, so the
+    # warnings are recorded, that one dropped and any other passed on.
+    with warnings.catch_warnings(record=True) as caught:
+        candidates, _ = gen_candidates_scipy(
+            initial,
+            acquisition,
+            lower_bounds=bounds[0],
+            upper_bounds=bounds[1],
+            fixed_features=fixed or None,
+            options={"maxiter": LBFGS_MAXITER},
+        )
+    for warning in caught:
+        if not (issubclass(warning.category, OptimizationWarning) and "ABNORMAL" in str(warning.message)):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return space.round_unit(candidates.detach().cpu().numpy().reshape(len(starts), space.dim))
 
 

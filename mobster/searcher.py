@@ -44,6 +44,7 @@ from mobster.options import SearcherOptions
 from mobster.posterior import ConditionedGP
 from mobster.space import SearchSpace
 from mobster.targets import TargetTransform
+from mobster.warn import warn_once
 
 #: Best known configurations (by posterior mean at r_acq) around which the optimiser also searches.
 NUM_ANCHORS = 5
@@ -298,12 +299,8 @@ class ModelBasedSearcher:
         for index in offenders:
             record = trials[index]
             name = record.name or f"with config {record.config}"
-            if name not in self._warned:
-                self._warned.add(name)
-                warnings.warn(
-                    f"MOBSTER: trial {name} reported a NaN/inf value; it is left out of the model",
-                    stacklevel=4,
-                )
+            message = f"MOBSTER: trial {name} reported a NaN/inf value; it is left out of the model"
+            warn_once(self._warned, name, message, stacklevel=4)
 
     def _random_config(
         self, excluded: KnownConfigurations, centre: bool = False, rng: np.random.Generator | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 import zlib
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from mobster import rungs as rung_rules
+from mobster.warn import is_finite, warn_once
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -151,8 +151,9 @@ class MobsterPruner(BasePruner):
         if step is None:
             return False
         value = trial.intermediate_values[step]
-        if not math.isfinite(value):
-            self._warn_once(trial.number, f"reported {value} at step {step}; it is pruned")
+        if not is_finite(value):
+            message = f"MobsterPruner: trial {trial.number} reported {value} at step {step}; it is pruned"
+            warn_once(self._warned, trial.number, message, stacklevel=2)
             return True
         levels = self.levels(study)
         if self.brackets == "auto":
@@ -170,18 +171,20 @@ class MobsterPruner(BasePruner):
         """Warn once per kind about steps no rung can use: the step is the resource (epochs from
         ``min_resource``), so a report below it, or above the maximum resource, is never judged."""
         top = self.known_max_resource(study)
-        if step < self.min_resource and "below" not in self._warned_steps:
-            self._warned_steps.add("below")
-            warnings.warn(
+        if step < self.min_resource:
+            warn_once(
+                self._warned_steps,
+                "below",
                 f"MobsterPruner: trial {number} reported at step {step}, below min_resource="
                 f"{self.min_resource}; such reports are never judged at a rung (report the resource "
                 "as the step, e.g. epochs counted from 1)",
                 stacklevel=4,
             )
-        if top is not None and step > top and "above" not in self._warned_steps:
-            self._warned_steps.add("above")
+        if top is not None and step > top:
             source = "inferred from the first finished trial" if self.max_resource == "auto" else "given"
-            warnings.warn(
+            warn_once(
+                self._warned_steps,
+                "above",
                 f"MobsterPruner: trial {number} reported at step {step}, above max_resource={top} "
                 f"({source}); reports past it are never judged at a rung",
                 stacklevel=4,
@@ -254,11 +257,6 @@ class MobsterPruner(BasePruner):
             return False
         predicted = study.sampler.predicted_final(study, trial, trials)
         return rung_rules.rescued_by_model(trial.number, recorded, predicted, self.reduction_factor)
-
-    def _warn_once(self, number: int, message: str) -> None:
-        if number not in self._warned:
-            self._warned.add(number)
-            warnings.warn(f"MobsterPruner: trial {number} {message}", stacklevel=3)
 
 
 def study_mode(study: Study) -> str:

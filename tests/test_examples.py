@@ -7,6 +7,7 @@ with few trials and epochs, then check its ``summary.json`` and figures.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -73,19 +74,39 @@ def test_ray_space_has_every_parameter_and_builds_models() -> None:
     assert model(torch.zeros(4, 64)).shape == (4, 10)
 
 
-def run_demo(script: str, out: Path, *args: str) -> dict:
-    """Run ``examples/<script>`` in a fresh interpreter and return its summary."""
+def test_ray_demo_counts_every_trial_ray_created(tmp_path: Path) -> None:
+    # Ray's own results (not a run: a trial the time budget ends before it starts is a race) of a
+    # trial that finished, one that raised, and one that never started (no result files).
+    import pandas as pd
+    from ray.tune import Result
+
+    from examples.demo_ray import trial_records
+    from examples.reporting import summarise
+
+    curve = pd.DataFrame({"epoch": [1, 2, 3], "val_error": [0.5, 0.3, 0.2], "wall_time": [1.0, 2.0, 3.0]})
+    results = [
+        Result({"config": SMALL_CONFIG, "trial_id": "done"}, None, None, str(tmp_path / "done"), curve),
+        Result({"config": SMALL_CONFIG}, None, RuntimeError("broke"), str(tmp_path / "broke"), pd.DataFrame()),
+        Result({"config": SMALL_CONFIG}, None, None, str(tmp_path / "unstarted"), pd.DataFrame()),
+    ]
+    summary = summarise("demo", trial_records(results, start_time=0.0), [1, 3], 3.0, [])
+    assert (summary.n_trials, summary.n_failed, summary.n_unreported, summary.n_completed) == (3, 1, 1, 1)
+    assert "trials                3 (1 failed, 1 ended by the time limit before reporting)" in summary.text()
+
+
+def run_demo(script: str, out: Path, *args: str) -> tuple[dict, str]:
+    """Run ``examples/<script>`` in a fresh interpreter; return its summary and its output."""
     completed = subprocess.run(
         [sys.executable, str(REPO_ROOT / "examples" / script), "--out", str(out), *args],
         capture_output=True, text=True, timeout=300, cwd=out,  # any working directory must do
     )
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
     assert "summary" in completed.stdout
-    return json.loads((out / "mobster" / "summary.json").read_text())
+    return json.loads((out / "mobster" / "summary.json").read_text()), completed.stdout + completed.stderr
 
 
 def assert_finished_with_rung_decisions(summary: dict, n_trials: int) -> None:
-    assert summary["n_started"] == n_trials
+    assert summary["n_trials"] == n_trials
     assert summary["n_failed"] == 0
     assert summary["n_stopped"] > 0, "no trial was stopped at a rung"
     assert summary["n_promotions"] > 0, "no trial was promoted past a rung"
@@ -96,7 +117,7 @@ def assert_finished_with_rung_decisions(summary: dict, n_trials: int) -> None:
 
 @pytest.mark.slow
 def test_optuna_demo_short_run(tmp_path: Path) -> None:
-    summary = run_demo("demo_optuna.py", tmp_path, "--trials", "10", "--epochs", "3", "--workers", "2")
+    summary, _ = run_demo("demo_optuna.py", tmp_path, "--trials", "10", "--epochs", "3", "--workers", "2")
     assert_finished_with_rung_decisions(summary, n_trials=10)
     assert (tmp_path / "optuna.db").is_file()
     # One "best": the summary's is Optuna's own (a completed trial's value at the full resource).
@@ -110,5 +131,11 @@ def test_optuna_demo_short_run(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ray_demo_short_run(tmp_path: Path) -> None:
-    summary = run_demo("demo_ray.py", tmp_path, "--trials", "6", "--epochs", "3", "--workers", "2", "--verbose", "0")
+    summary, output = run_demo("demo_ray.py", tmp_path, "--trials", "6", "--epochs", "3", "--workers", "2")
     assert_finished_with_rung_decisions(summary, n_trials=6)
+    # A short log by default (Ray's own tables and boxes ran to thousands of lines), without the
+    # workers' per-epoch checkpoint lines; its last status line gives Ray's counts, the summary's.
+    assert len(output.splitlines()) < 80, output
+    assert "Checkpoint successfully created" not in output and "from checkpoint" not in output
+    status = [line for line in output.splitlines() if "Trial status:" in line][-1]
+    assert sum(int(n) for n in re.findall(r"(\d+) [A-Z]+", status)) == summary["n_trials"]

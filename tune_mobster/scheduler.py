@@ -20,6 +20,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from mobster.rung_table import RungTable
 from mobster.rungs import minimising_sign, rescued_by_model, rung_levels
+from mobster.warn import is_finite, warn_once
 from tune_mobster.promotion import MissingCheckpointError
 from tune_mobster.searcher import MobsterSearcher, find_mobster_searcher
 
@@ -289,16 +290,12 @@ class MobsterScheduler(TrialScheduler):
 
     def _minimised(self, trial_id: str, result: dict) -> float:
         value = result.get(self._metric)
-        finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not finite:
-            if trial_id not in self._nan_warned:
-                self._nan_warned.add(trial_id)
-                warnings.warn(
-                    f"MobsterScheduler: trial {trial_id} reported {self._metric}={value!r}; "
-                    "a non-finite value stops the trial at its next rung",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
+        if not is_finite(value):
+            message = (
+                f"MobsterScheduler: trial {trial_id} reported {self._metric}={value!r}; "
+                "a non-finite value stops the trial at its next rung"
+            )
+            warn_once(self._nan_warned, trial_id, message, RuntimeWarning, stacklevel=3)
             return math.nan
         return minimising_sign(self._mode) * float(value)
 

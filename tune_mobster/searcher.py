@@ -10,7 +10,6 @@ from it after ``Tuner.restore``.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from mobster.history import TrialRecord
 from mobster.rungs import next_level, rung_levels, validate_resources
 from mobster.options import SearcherOptions
 from mobster.searcher import ModelBasedSearcher
+from mobster.warn import is_finite, warn_once
 from tune_mobster.search_space import RaySearchSpace, convert_search_space
 
 #: Bumped when the layout of the saved state changes.
@@ -354,16 +354,14 @@ class MobsterSearcher(Searcher):
             return
         trial.last_resource = resource if trial.last_resource is None else max(trial.last_resource, resource)
         value = result[self._metric]
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if is_finite(value):
             trial.results[resource] = float(value)
-        elif trial_id not in self._nan_warned:
-            self._nan_warned.add(trial_id)
-            warnings.warn(
+        else:
+            message = (
                 f"MobsterSearcher: trial {trial_id} reported {self._metric}={value!r} at "
-                f"{self._time_attr}={resource}; non-finite values are left out of the model",
-                RuntimeWarning,
-                stacklevel=2,
+                f"{self._time_attr}={resource}; non-finite values are left out of the model"
             )
+            warn_once(self._nan_warned, trial_id, message, RuntimeWarning, stacklevel=2)
 
     def _pending_level(self, trial: _Trial, levels: list[int]) -> int | None:
         """The rung at which a running or paused trial reports next (where it is fantasized)."""
