@@ -23,8 +23,9 @@ defaults: suggestions computed in a driver thread), ours in the reproducible mod
 random search, and ``TuneBOHB`` + ``HyperBandForBOHB``. Per run: wall time, trials started,
 epochs trained, the best value reached at the full resource, the time spent inside each of the
 tuner's callbacks (Ray calls them from its event loop: while one runs, nothing else happens),
-the longest call, p99 and total and its share of the wall time, and the number of Ray's
-"may be a performance bottleneck" warnings.
+the longest call, p99 and total and its share of the wall time, the number of Ray's
+"may be a performance bottleneck" warnings, and (ours in the background) how many suggestions
+were random because the model's next one was not ready.
 
 **optuna**: ``--processes`` processes run one study together on one storage (SQLite, or a
 throw-away PostgreSQL server when its binaries are installed), ``MobsterSampler`` +
@@ -319,6 +320,7 @@ def run_ray_one(method: str, concurrency: int, trials: int, epoch_seconds: float
         "wall_s": wall,
         "best": float(finished["loss"].min()) if len(finished) else math.inf,
         "bottleneck_warnings": counter.count,
+        "random_fallbacks": getattr(searcher, "random_fallbacks", 0),
         "callbacks": timer.summary(wall),
     }
 
@@ -331,7 +333,7 @@ def run_ray(methods: Sequence[str], concurrencies: Sequence[int], trials: int, e
     rows = []
     print(
         f"{'method':>17} {'conc':>5} {'wall s':>7} {'trials':>6} {'epochs':>6} {'best':>8} "
-        f"{'ours max s':>10} {'p99 ms':>7} {'total s':>7} {'share':>6} {'warn':>4}",
+        f"{'tuner max s':>11} {'p99 ms':>7} {'total s':>7} {'share':>6} {'warn':>4} {'fallbacks':>9}",
         flush=True,
     )
     try:
@@ -342,8 +344,8 @@ def run_ray(methods: Sequence[str], concurrencies: Sequence[int], trials: int, e
                 c = row["callbacks"]
                 print(
                     f"{method:>17} {concurrency:>5} {row['wall_s']:>7.1f} {row['trials']:>6} {row['epochs']:>6} "
-                    f"{row['best']:>8.4f} {c['max_s']:>10.3f} {1000 * c['p99_s']:>7.1f} {c['total_s']:>7.1f} "
-                    f"{100 * c['share']:>5.1f}% {row['bottleneck_warnings']:>4}",
+                    f"{row['best']:>8.4f} {c['max_s']:>11.3f} {1000 * c['p99_s']:>7.1f} {c['total_s']:>7.1f} "
+                    f"{100 * c['share']:>5.1f}% {row['bottleneck_warnings']:>4} {row['random_fallbacks']:>9}",
                     flush=True,
                 )
     finally:

@@ -266,3 +266,25 @@ def test_model_check_ranks_unseen_configurations_far_better_than_chance() -> Non
         # Chance: spearman 0 and picks at the table's median (0.5).
         assert result.spearman > 0.4
         assert result.top_percentile < 0.2
+
+
+def test_scale_benchmark_measures_the_core_and_times_callbacks() -> None:
+    from benchmarks import scale
+
+    row = scale.measure_core(observations=120, pending=4, device="cpu", repeats=1)
+    assert row["observations"] == 120 and row["clock"] == "cpu"
+    assert 0 < row["fit_warm_s"] and 0 < row["suggest_s"] and 0 < row["rescue_s"] and row["peak_rss_mb"] > 0
+    history = scale.core_history(120, 4)
+    assert sum(len(r.results) for r in history if r.pending_at is None) == 120
+    assert sum(r.pending_at is not None for r in history) == 4
+
+    class Callbacks:
+        def on_trial_result(self, value: float) -> float:
+            return 2 * value
+
+    callbacks, timer = Callbacks(), scale.CallTimer()
+    timer.wrap(callbacks, "scheduler", ["on_trial_result"])
+    assert callbacks.on_trial_result(1.5) == 3.0 and callbacks.on_trial_result(2.0) == 4.0
+    summary = timer.summary(wall=10.0)
+    assert summary["calls"] == 2 and summary["per_callback"]["scheduler.on_trial_result"]["calls"] == 2
+    assert 0 <= summary["share"] < 1 and summary["max_s"] >= summary["p99_s"] > 0

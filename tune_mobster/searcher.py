@@ -10,6 +10,7 @@ from it after ``Tuner.restore``.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from tune_mobster.search_space import RaySearchSpace, convert_search_space
 
 #: Bumped when the layout of the saved state changes.
 STATE_VERSION = 1
+#: Seconds after which the driver thread computing a suggestion yields the GIL to a waiting one.
+SWITCH_INTERVAL = 0.0005
 
 
 @dataclass
@@ -343,7 +346,7 @@ class MobsterSearcher(Searcher):
         """Compute the next suggestion in the driver thread, on the history as it is now."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mobster")
-        self._future = self._executor.submit(self._core_searcher().suggest, self._records())
+        self._future = self._executor.submit(_suggest_yielding, self._core_searcher(), self._records())
 
     def _num_running(self) -> int:
         return sum(not t.finished and not t.paused for t in self._trials.values())
@@ -433,6 +436,22 @@ class MobsterSearcher(Searcher):
         state["_executor"] = None  # threads and pending computations do not survive pickling
         state["_future"] = None
         return state
+
+
+def _suggest_yielding(core: ModelBasedSearcher, records: list[TrialRecord]) -> dict[str, Any]:
+    """``core.suggest(records)`` in the driver thread, handing the GIL back to Ray's event loop
+    within ``SWITCH_INTERVAL`` (CPython's default is 5 ms) while it runs.
+
+    Each torch call a callback makes releases the GIL, and taking it back from a busy thread
+    waits up to one switch interval: beside a thread computing suggestions, the rescue's
+    prediction for 200 trials (7 ms alone) took up to 72 ms at the default, 28 ms at 0.5 ms.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, SWITCH_INTERVAL))
+    try:
+        return core.suggest(records)
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def find_mobster_searcher(search_alg: Any) -> MobsterSearcher | None:
