@@ -53,15 +53,28 @@ class ConditionedGP:
         whitened = self.whiten(x) if whitened is None else whitened
         return self.mean_module(x) + whitened.transpose(-1, -2) @ self.alpha
 
-    def mean_given(self, x: torch.Tensor, extra_x: torch.Tensor, extra_y: torch.Tensor) -> torch.Tensor:
+    def mean_given(
+        self,
+        x: torch.Tensor,
+        extra_x: torch.Tensor,
+        extra_y: torch.Tensor,
+        whitened: torch.Tensor | None = None,
+        mean: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Posterior mean at ``x`` once the GP has also seen ``extra_y`` (noisy) at ``extra_x``:
-        a trial's results that arrived after the fit, added without refitting anything."""
-        if len(extra_x) == 0:
-            return self.mean(x)
+        a trial's results that arrived after the fit, added without refitting anything.
+
+        ``whitened`` and ``mean``: :meth:`whiten` and :meth:`mean` at ``x`` when the caller
+        already has them (they do not depend on the extra points).
+        """
         with torch.no_grad():
-            whitened_x, whitened_e = self.whiten(x), self.whiten(extra_x)
-            cross = dense(self.kernel.forward(x, extra_x)) - whitened_x.transpose(-1, -2) @ whitened_e
+            whitened = self.whiten(x) if whitened is None else whitened
+            mean = self.mean(x, whitened) if mean is None else mean
+            if len(extra_x) == 0:
+                return mean
+            whitened_e = self.whiten(extra_x)
+            cross = dense(self.kernel.forward(x, extra_x)) - whitened.transpose(-1, -2) @ whitened_e
             extra_cov = dense(self.kernel.forward(extra_x, extra_x)) - whitened_e.transpose(-1, -2) @ whitened_e
             extra_cov = extra_cov + self.noise * torch.eye(len(extra_x), dtype=x.dtype, device=x.device)
             surprise = extra_y - self.mean(extra_x, whitened_e)
-            return self.mean(x, whitened_x) + cross @ torch.linalg.solve(extra_cov, surprise)
+            return mean + cross @ torch.linalg.solve(extra_cov, surprise)

@@ -12,7 +12,7 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -67,11 +67,17 @@ ENUMERATION_LIMIT = 100_000
 @dataclass(frozen=True)
 class FittedPosterior:
     """The GP of the last model-based suggestion: its posterior given the data, the transform of
-    its targets, and the (search coordinates, resource) of every observation it was given."""
+    its targets, and the (search coordinates, resource) of every observation it was given.
+
+    ``at_full`` remembers, per configuration (its search coordinates' bytes), the posterior mean
+    at the full resource and the whitened kernel column there: a rescue decision then computes
+    them only for configurations it has not seen, the expensive part at hundreds of trials.
+    """
 
     gp: ConditionedGP
     transform: TargetTransform
     seen: frozenset[tuple[bytes, int]]
+    at_full: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
 
 class ModelBasedSearcher:
@@ -219,10 +225,22 @@ class ModelBasedSearcher:
                     extra_values.append(self._sign * float(value))
         try:
             x = self._model_inputs(np.stack([units[i] for i in inside]), [self.max_resource] * len(inside))
-            extra_x = self._model_inputs(np.array(extra_units).reshape(-1, self.space.dim), extra_resources)
-            extra_y = torch.tensor(posterior.transform(np.array(extra_values)), **self.tensor_kwargs)
+            keys = [units[i].tobytes() for i in inside]
+            new = [k for k, key in enumerate(keys) if key not in posterior.at_full]
             with torch.no_grad():
-                means[inside] = posterior.gp.mean_given(x, extra_x, extra_y).cpu().numpy()
+                if new:
+                    whitened = posterior.gp.whiten(x[new])
+                    for k, mean, column in zip(new, posterior.gp.mean(x[new], whitened), whitened.T):
+                        posterior.at_full[keys[k]] = (mean, column)
+                if not extra_units:
+                    means[inside] = torch.stack([posterior.at_full[key][0] for key in keys]).cpu().numpy()
+                    return means
+                extra_x = self._model_inputs(np.array(extra_units), extra_resources)
+                extra_y = torch.tensor(posterior.transform(np.array(extra_values)), **self.tensor_kwargs)
+                cached = [posterior.at_full[key] for key in keys]
+                whitened = torch.stack([column for _, column in cached], dim=1)
+                mean = torch.stack([m for m, _ in cached])
+                means[inside] = posterior.gp.mean_given(x, extra_x, extra_y, whitened, mean).cpu().numpy()
         except Exception:  # numerical failure of the GP: let the plain rule decide
             return None
         return means
