@@ -325,7 +325,9 @@ def run_ray_one(method: str, concurrency: int, trials: int, epoch_seconds: float
     }
 
 
-def run_ray(methods: Sequence[str], concurrencies: Sequence[int], trials: int, epoch_seconds: float, seed: int) -> list[dict[str, Any]]:
+def run_ray(
+    methods: Sequence[str], concurrencies: Sequence[int], trials: int, epoch_seconds: float, seed: int, out: Path
+) -> list[dict[str, Any]]:
     import ray
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -341,6 +343,7 @@ def run_ray(methods: Sequence[str], concurrencies: Sequence[int], trials: int, e
             for method in methods:
                 row = run_ray_one(method, concurrency, trials, epoch_seconds, seed)
                 rows.append(row)
+                (out / "ray.json").write_text(json.dumps(rows, indent=1))  # a long part: keep what is done
                 c = row["callbacks"]
                 print(
                     f"{method:>17} {concurrency:>5} {row['wall_s']:>7.1f} {row['trials']:>6} {row['epochs']:>6} "
@@ -590,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = run_core(args.sizes, args.pending, args.device, args.repeats)
             name = f"core-{args.device}"
         elif part == "ray":
-            rows = run_ray(args.methods, args.concurrency, args.trials or 300, args.epoch_seconds, args.seed)
+            rows = run_ray(args.methods, args.concurrency, args.trials or 300, args.epoch_seconds, args.seed, args.out)
             name = "ray"
         else:
             rows = run_optuna(args.processes, args.storage, args.trials or 2000, args.seed)
