@@ -331,7 +331,8 @@ def run_ray(
     import ray
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    # WARNING, not less: Ray's "may be a performance bottleneck" lines are warnings, counted here.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     rows = []
     print(
         f"{'method':>17} {'conc':>5} {'wall s':>7} {'trials':>6} {'epochs':>6} {'best':>8} "
