@@ -23,9 +23,10 @@ defaults: suggestions computed in a driver thread), ours in the reproducible mod
 random search, and ``TuneBOHB`` + ``HyperBandForBOHB``. Per run: wall time, trials started,
 epochs trained, the best value reached at the full resource, the time spent inside each of the
 tuner's callbacks (Ray calls them from its event loop: while one runs, nothing else happens),
-the longest call, p99 and total and its share of the wall time, the number of Ray's
-"may be a performance bottleneck" warnings, and (ours in the background) how many suggestions
-were random because the model's next one was not ready.
+the longest call, p99 and total and its share of the wall time, Ray's "may be a performance
+bottleneck" warnings (those naming a tuner's callback / all of them: the others time Ray's own
+work, such as writing results), and (ours in the background) how many suggestions were random
+because the model's next one was not ready.
 
 **optuna**: ``--processes`` processes run one study together on one storage (SQLite, or a
 throw-away PostgreSQL server when its binaries are installed), ``MobsterSampler`` +
@@ -233,13 +234,22 @@ class CallTimer:
 
 
 class _WarningCounter(logging.Handler):
+    """Ray's "may be a performance bottleneck" warnings: all of them, and those that name a
+    tuner's callback (``scheduler.*``, ``search_alg.*``, ``choose_trial_to_run``); the others
+    time Ray's own work, such as its result loggers (``callbacks.on_trial_result``)."""
+
+    TUNER = ("`scheduler.", "`search_alg.", "`choose_trial_to_run`")
+
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.count = 0
+        self.tuner = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        if "performance bottleneck" in record.getMessage():
+        message = record.getMessage()
+        if "performance bottleneck" in message:
             self.count += 1
+            self.tuner += any(name in message for name in self.TUNER)
 
 
 def sleepy_trainable(config: dict[str, Any]) -> None:
@@ -320,6 +330,7 @@ def run_ray_one(method: str, concurrency: int, trials: int, epoch_seconds: float
         "wall_s": wall,
         "best": float(finished["loss"].min()) if len(finished) else math.inf,
         "bottleneck_warnings": counter.count,
+        "tuner_bottleneck_warnings": counter.tuner,
         "random_fallbacks": getattr(searcher, "random_fallbacks", 0),
         "callbacks": timer.summary(wall),
     }
@@ -336,7 +347,7 @@ def run_ray(
     rows = []
     print(
         f"{'method':>17} {'conc':>5} {'wall s':>7} {'trials':>6} {'epochs':>6} {'best':>8} "
-        f"{'tuner max s':>11} {'p99 ms':>7} {'total s':>7} {'share':>6} {'warn':>4} {'fallbacks':>9}",
+        f"{'tuner max s':>11} {'p99 ms':>7} {'total s':>7} {'share':>6} {'warn':>7} {'fallbacks':>9}",
         flush=True,
     )
     try:
@@ -349,7 +360,7 @@ def run_ray(
                 print(
                     f"{method:>17} {concurrency:>5} {row['wall_s']:>7.1f} {row['trials']:>6} {row['epochs']:>6} "
                     f"{row['best']:>8.4f} {c['max_s']:>11.3f} {1000 * c['p99_s']:>7.1f} {c['total_s']:>7.1f} "
-                    f"{100 * c['share']:>5.1f}% {row['bottleneck_warnings']:>4} {row['random_fallbacks']:>9}",
+                    f"{100 * c['share']:>5.1f}% {row['tuner_bottleneck_warnings']:>3}/{row['bottleneck_warnings']:<3} {row['random_fallbacks']:>9}",
                     flush=True,
                 )
     finally:
