@@ -61,8 +61,10 @@ FIT_SUBSET = 200
 
 
 #: Trials whose predicted value at the full resource (the rescue's) each suggestion computes
-#: ahead; a rescue decision computes the others itself (milliseconds per hundred).
-RESCUE_PRECOMPUTED = 2_000
+#: ahead, the latest ones; a rescue decision computes older ones itself (a few ms per hundred).
+#: Each costs one column of the training size (4 KB at the 500-point cap): the bound keeps
+#: memory flat in long studies.
+RESCUE_PRECOMPUTED = 5_000
 
 #: Discrete spaces up to this size are enumerated when random draws find nothing new.
 ENUMERATION_LIMIT = 100_000
