@@ -463,16 +463,20 @@ def _postgres_url(folder: Path) -> tuple[str, Callable[[], None]] | None:
     if user:
         shutil.chown(folder, "postgres")
     subprocess.run([*user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
+    # The server's output goes to a log file: with a pipe, the server would hold pg_ctl's pipe
+    # open and waiting for pg_ctl's output would never end.
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c max_connections=200 -c fsync=off"
     subprocess.run(
-        [*user, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", f"-p {port} -k {folder} -c max_connections=200", "-w", "start"],
+        [*user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-o", options, "-w", "start"],
         check=True,
         capture_output=True,
+        timeout=120,
     )
 
     def stop() -> None:
         subprocess.run([*user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
 
-    return f"postgresql://postgres@localhost:{port}/postgres", stop
+    return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres", stop
 
 
 def run_optuna(processes: Sequence[int], storages: Sequence[str], trials: int, seed: int) -> list[dict[str, Any]]:
