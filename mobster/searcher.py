@@ -65,6 +65,8 @@ FIT_SUBSET = 200
 #: Each costs one column of the training size (4 KB at the 500-point cap): the bound keeps
 #: memory flat in long studies.
 RESCUE_PRECOMPUTED = 5_000
+#: Trials whose predictions are computed in one batch (bounds the kernel's temporary matrices).
+RESCUE_CHUNK = 500
 
 #: Discrete spaces up to this size are enumerated when random draws find nothing new.
 ENUMERATION_LIMIT = 100_000
@@ -89,12 +91,12 @@ class FittedPosterior:
         """Fill :attr:`at_full` for the configurations ``keys`` (GP inputs ``x`` at the full
         resource) that it does not hold yet."""
         new = [k for k, key in enumerate(keys) if key not in self.at_full]
-        if not new:
-            return
         with torch.no_grad():
-            whitened = self.gp.whiten(x[new])
-            for k, mean, column in zip(new, self.gp.mean(x[new], whitened), whitened.T):
-                self.at_full[keys[k]] = (mean, column)
+            for start in range(0, len(new), RESCUE_CHUNK):  # the kernel's temporaries stay small
+                chunk = new[start : start + RESCUE_CHUNK]
+                whitened = self.gp.whiten(x[chunk])
+                for k, mean, column in zip(chunk, self.gp.mean(x[chunk], whitened), whitened.T.clone()):
+                    self.at_full[keys[k]] = (mean, column)
 
 
 class ModelBasedSearcher:
