@@ -70,7 +70,7 @@ def check(table: Table, size: int, seed: int, kernel: KernelName, data: DataKind
     )
     records = [TrialRecord(table.configs[row], results[int(row)]) for row in seen]
     records += [TrialRecord(table.configs[row], {}) for row in unseen]
-    means = searcher.final_means(records)
+    means = searcher.final_means(records) if searcher.fit(records) else None
     if means is None:
         raise RuntimeError(f"the GP could not be fitted on {table.name} ({size} configurations, seed {seed})")
     predicted = means[len(seen) :]

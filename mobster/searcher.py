@@ -260,6 +260,23 @@ class ModelBasedSearcher:
             return None
         return means
 
+    def fit(self, trials: Sequence[TrialRecord]) -> bool:
+        """Fit (or condition) the GP on the trials' results now and keep it for
+        :meth:`final_means`, as a model-based suggestion does; ``False`` when there is too little
+        data or the GP fails numerically (the previous model, if any, stays)."""
+        with self._lock:
+            units = [self._unit_or_none(t) for t in trials]
+            observations, _ = collect_observations(trials, self.levels, self._sign)
+            if self.space.dim == 0 or len({o.value for o in observations}) < 2:
+                return False
+            try:
+                model, transform, _ = self._fit_observations(trials, observations, units)
+                gp = ConditionedGP(model)
+                self._posterior = self._rescue_posterior(trials, units, observations, gp, transform)
+            except Exception:  # numerical failure of the GP
+                return False
+            return True
+
     def fitted_hyperparameters(self) -> tuple[dict[str, Any], int] | None:
         """The last fitted hyperparameters as plain lists (JSON-ready) and the number of
         observations they were fitted for; ``None`` before the first fit."""
@@ -393,7 +410,7 @@ class ModelBasedSearcher:
         pending_x = self._model_inputs(pending_units, [min(trials[i].pending_at, self.max_resource) for i in pending])
         with torch.no_grad():
             model = FantasizedModel(model, pending_x, self.options.num_fantasies, seed=int(self._rng.integers(2**31)))
-            self._posterior = self._rescue_posterior(trials, all_units, observations, model, transform)
+            self._posterior = self._rescue_posterior(trials, all_units, observations, model.data_posterior, transform)
             per_fantasy = model.posterior(incumbent_x[:, None, None, :]).mean.reshape(len(incumbent_units), -1)
         best_f = per_fantasy.min(dim=0).values - self.options.ei_jitter
         anchors = np.stack(incumbent_units)[per_fantasy.mean(-1).argsort()[:NUM_ANCHORS].cpu().numpy()]
@@ -426,14 +443,14 @@ class ModelBasedSearcher:
         trials: Sequence[TrialRecord],
         all_units: Sequence[np.ndarray | None],
         observations: list[Observation],
-        model: FantasizedModel,
+        gp: ConditionedGP,
         transform: TargetTransform,
     ) -> FittedPosterior:
         """This suggestion's model, kept for :meth:`final_means`, with the predictions at the full
         resource of the latest ``RESCUE_PRECOMPUTED`` trials with results already computed here
         (in Ray, a driver thread), so that a rescue decision only adds its trial's new results."""
         seen = frozenset((all_units[o.trial].tobytes(), o.resource) for o in observations)
-        posterior = FittedPosterior(model.data_posterior, transform, seen)
+        posterior = FittedPosterior(gp, transform, seen)
         with_results = [u for t, u in zip(trials, all_units) if u is not None and t.results][-RESCUE_PRECOMPUTED:]
         if with_results:
             units = np.stack(with_results)

@@ -233,7 +233,8 @@ def late_bloomer(config: dict) -> None:
 @pytest.mark.parametrize("rescue", [None, False])  # None: the default, on with a MobsterSearcher
 def test_rescue_by_model_sends_on_late_bloomers_the_rule_would_stop(tmp_path, rescue) -> None:
     scheduler = MobsterScheduler(metric="loss", mode="min", max_t=9, grace_period=1, rescue_by_model=rescue)
-    searcher = MobsterSearcher(metric="loss", mode="min", seed=0, num_initial_random=4)
+    # The reproducible mode: each suggestion (and the model the rescue asks) computed in order.
+    searcher = MobsterSearcher(metric="loss", mode="min", seed=0, num_initial_random=4, background=False)
     results = _run(
         late_bloomer,
         {"x": tune.uniform(0.0, 1.0)},
