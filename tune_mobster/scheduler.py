@@ -94,8 +94,8 @@ class MobsterScheduler(TrialScheduler):
             raise ValueError(f"type must be 'stopping' or 'promotion', got {type!r}")
         if rescue_by_model and type != "stopping":
             raise ValueError("rescue_by_model applies to type='stopping' (promotion resumes the best trials anyway)")
-        if mode is not None and mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if mode is not None:
+            minimising_sign(mode)  # the one check of a mode
         if brackets != "auto" and (not isinstance(brackets, int) or brackets < 1):
             raise ValueError(f"brackets must be an integer >= 1 or 'auto', got {brackets!r}")
         super().__init__()

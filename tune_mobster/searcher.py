@@ -22,7 +22,7 @@ from ray import cloudpickle
 from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searcher
 
 from mobster.history import TrialRecord
-from mobster.rungs import next_level, rung_levels, validate_resources
+from mobster.rungs import minimising_sign, next_level, rung_levels, validate_resources
 from mobster.options import SearcherOptions
 from mobster.searcher import ModelBasedSearcher
 from mobster.warn import is_finite, warn_once
@@ -109,8 +109,8 @@ class MobsterSearcher(Searcher):
     ) -> None:
         if isinstance(metric, (list, tuple)) or isinstance(mode, (list, tuple)):
             raise ValueError("MobsterSearcher optimises a single metric; got a list")
-        if mode is not None and mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if mode is not None:
+            minimising_sign(mode)  # the one check of a mode
         validate_resources(grace_period, max_t if max_t is not None else grace_period, reduction_factor)
         options = SearcherOptions.resolve(options, overrides, type(self).__name__)
         device = options.device
