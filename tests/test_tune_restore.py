@@ -81,10 +81,22 @@ def _read_log(path: Path) -> list[tuple[str, int, float]]:
     return [tuple(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _state_is_whole(storage: Path) -> bool:
+    """Whether Ray's newest experiment state file holds complete JSON right now."""
+    files = sorted((storage / "experiment").glob("experiment_state-*.json"), key=lambda f: f.stat().st_mtime)
+    try:
+        return bool(files) and bool(json.loads(files[-1].read_text()))
+    except (OSError, ValueError):
+        return False
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    env["TUNE_GLOBAL_CHECKPOINT_S"] = "0"  # save the experiment state at every step
+    # Save the experiment state often (a kill must find the last results saved), but not at every
+    # step: Ray rewrites the file in place, and a kill in the middle of a write leaves it empty,
+    # which Ray answers by restarting the experiment from scratch.
+    env["TUNE_GLOBAL_CHECKPOINT_S"] = "0.25"
     return env
 
 
@@ -111,6 +123,8 @@ def test_restore_after_sigkill_continues_the_search(tmp_path) -> None:
             time.sleep(0.5)
         assert driver.poll() is None, "the experiment ended before it could be killed"
         time.sleep(1.0)  # let the experiment state be saved after the last result
+        while time.monotonic() < deadline and not _state_is_whole(storage):
+            time.sleep(0.05)  # not in the middle of a write (see _env)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
         driver.wait()
