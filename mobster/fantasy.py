@@ -18,6 +18,7 @@ BoTorch ``Model``, so BoTorch's ``LogExpectedImprovement`` computes the acquisit
 
 from __future__ import annotations
 
+import gpytorch
 import torch
 from botorch.models import SingleTaskGP
 from botorch.models.model import Model
@@ -82,7 +83,10 @@ class FantasizedModel(Model):
         if len(self.pending_x):
             solved = torch.linalg.solve(self._noisy_pending_cov, cross.transpose(-1, -2))  # p x N
             variance = variance - (cross * solved.transpose(-1, -2)).sum(-1)
-        variance = variance.clamp_min(1e-12).unsqueeze(-1).expand_as(means)
+        # GPyTorch's floor: below it, reading the posterior's variance warns (a warning a user
+        # cannot act on: the variance at a measured configuration is that small).
+        variance = variance.clamp_min(gpytorch.settings.min_variance.value(variance.dtype))
+        variance = variance.unsqueeze(-1).expand_as(means)
         shape = (*outer, self.num_fantasies, 1)
         mvn = MultivariateNormal(means.reshape(shape), torch.diag_embed(variance.reshape(shape)))
         return GPyTorchPosterior(mvn)
