@@ -18,7 +18,7 @@ from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.means import ConstantMean
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior, LogNormalPrior
-from linear_operator.utils.errors import NotPSDError
+from linear_operator.utils.cholesky import psd_safe_cholesky
 
 from mobster.kernels import ExpDecayMean, ExpDecayParameters, ExpDecayResourceKernel
 from mobster.posterior import dense
@@ -105,7 +105,7 @@ class _GaussianNegLogLikelihood(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, covariance: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        factor = _cholesky(covariance)
+        factor = psd_safe_cholesky(covariance)  # GPyTorch's own: escalating jitter, then NotPSDError
         alpha = torch.cholesky_solve(residual.unsqueeze(-1), factor).squeeze(-1)
         ctx.save_for_backward(factor, alpha)
         return 0.5 * (residual * alpha).sum() + torch.log(torch.diagonal(factor)).sum()
@@ -117,21 +117,6 @@ class _GaussianNegLogLikelihood(torch.autograd.Function):
         return grad_covariance, grad * alpha
 
 
-def _cholesky(matrix: torch.Tensor) -> torch.Tensor:
-    """Cholesky factor with GPyTorch's escalating jitter; ``NotPSDError`` as GPyTorch raises it."""
-    factor, info = torch.linalg.cholesky_ex(matrix)
-    jitter = gpytorch.settings.cholesky_jitter.value(matrix.dtype)
-    eye = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
-    for _ in range(3):
-        if not info.any():
-            return factor
-        factor, info = torch.linalg.cholesky_ex(matrix + jitter * eye)
-        jitter *= 10
-    if info.any():
-        raise NotPSDError("the kernel matrix is not positive definite, even with jitter")
-    return factor
-
-
 class FastExactMarginalLogLikelihood(ExactMarginalLogLikelihood):
     """GPyTorch's exact marginal log likelihood (plus the priors), computed on the dense kernel
     matrix with :class:`_GaussianNegLogLikelihood`: the same value, at about half the cost of a
@@ -139,8 +124,7 @@ class FastExactMarginalLogLikelihood(ExactMarginalLogLikelihood):
 
     def forward(self, function_dist, target, *params, **kwargs):  # noqa: ARG002 (dense path)
         train_x = self.model.train_inputs[0]
-        covariance = self.model.covar_module.forward(train_x, train_x)
-        covariance = dense(covariance)
+        covariance = dense(self.model.covar_module.forward(train_x, train_x))
         noise = self.likelihood.noise.reshape(-1)[0]
         covariance = covariance + noise * torch.eye(len(train_x), dtype=train_x.dtype, device=train_x.device)
         residual = target - self.model.mean_module(train_x)

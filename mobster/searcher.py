@@ -198,10 +198,11 @@ class ModelBasedSearcher:
         """
         if self.space.dim == 0:  # one configuration: nothing random about it
             return self.suggest(trials)
+        excluded = self._known([self._unit_or_none(t) for t in trials])  # the lock guards only _rng
         if rng is not None:
-            return self._random_config(self._known([self._unit_or_none(t) for t in trials]), rng=rng)
+            return self._random_config(excluded, rng=rng)
         with self._lock:
-            return self._random_config(self._known([self._unit_or_none(t) for t in trials]))
+            return self._random_config(excluded)
 
     def is_among(self, config: dict[str, Any], others: Sequence[dict[str, Any]]) -> bool:
         """Whether ``config`` counts as one of ``others``, as :meth:`suggest` judges "already tried".
