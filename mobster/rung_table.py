@@ -11,8 +11,11 @@ import random
 from collections.abc import Hashable, Set
 from typing import Literal
 
+from mobster import pareto
 from mobster import rungs as rung_rules
 
+#: A minimised value at a rung: a number, or a vector with several objectives.
+RungValue = float | tuple[float, ...]
 Decision = Literal["continue", "stop", "pause", "complete"]
 
 
@@ -27,6 +30,9 @@ class RungTable:
             three until the first rung is seen to rank trials as the second does, then one (see
             :func:`mobster.rungs.auto_bracket_count`); each trial keeps the bracket it was given.
         seed: Seed of the bracket sampler.
+        objectives: Number of objectives. With more than one, values are tuples and rank by
+            :func:`mobster.pareto.pareto_order` (MO-ASHA's rules); ``brackets="auto"`` then
+            has no single ranking to check and is refused.
 
     Values are minimised. Rung data is shared across brackets, as in the reference.
     """
@@ -39,15 +45,19 @@ class RungTable:
         promotion: bool = False,
         brackets: int | Literal["auto"] = 1,
         seed: int | None = None,
+        objectives: int = 1,
     ) -> None:
         if brackets != "auto" and (not isinstance(brackets, int) or brackets < 1):
             raise ValueError(f"brackets must be an integer >= 1 or 'auto', got {brackets!r}")
+        if objectives > 1 and brackets == "auto":
+            raise ValueError("brackets='auto' ranks one objective; give a number of brackets for several")
+        self.objectives = objectives
         self.levels = list(levels)
         self.reduction_factor = reduction_factor
         self.promotion = promotion
         self.brackets: int | Literal["auto"] = brackets if brackets == "auto" else min(brackets, len(self.levels))
         self._rng = random.Random(seed)
-        self.values: dict[int, dict[Hashable, float]] = {level: {} for level in self.levels}
+        self.values: dict[int, dict[Hashable, RungValue]] = {level: {} for level in self.levels}
         self.bracket_of: dict[Hashable, int] = {}
         self.promoted: dict[int, set[Hashable]] = {level: set() for level in self.levels}
 
@@ -81,27 +91,38 @@ class RungTable:
         """The trial's next rung strictly above ``resource``."""
         return rung_rules.next_level(self.trial_levels(trial), resource)
 
-    def on_result(self, trial: Hashable, resource: int, value: float) -> Decision:
-        """Record a result and decide. ``value`` must be minimised; non-finite values stop the trial.
+    def on_result(self, trial: Hashable, resource: int, value: RungValue) -> Decision:
+        """Record a result and decide. ``value`` must be minimised (a tuple with several
+        objectives); non-finite values (any component) stop the trial.
 
         A result is recorded at the highest rung the trial has reached and not recorded yet (so a
         trial that reports every other epoch still fills its rungs). Between rungs the trial
         continues.
         """
+        finite = self._is_finite(value)
         if resource >= self.max_resource:
-            if math.isfinite(value):
+            if finite:
                 self.values[self.max_resource][trial] = value
             return "complete"
         level = self._rung_reached(trial, resource)
         if level is None:
-            return "stop" if not math.isfinite(value) else "continue"
-        if math.isfinite(value):
+            return "stop" if not finite else "continue"
+        if finite:
             self.values[level][trial] = value
         if self.promotion:
-            return "pause" if math.isfinite(value) else "stop"
-        if rung_rules.should_stop(value, list(self.values[level].values()), self.reduction_factor):
-            return "stop"
-        return "continue"
+            return "pause" if finite else "stop"
+        if self.objectives > 1:
+            stops = not finite or pareto.should_stop(trial, self.values[level], self.reduction_factor)
+        else:
+            stops = rung_rules.should_stop(value, list(self.values[level].values()), self.reduction_factor)  # type: ignore[arg-type]
+        return "stop" if stops else "continue"
+
+    def _is_finite(self, value: RungValue) -> bool:
+        if self.objectives > 1:
+            if not isinstance(value, tuple) or len(value) != self.objectives:
+                raise ValueError(f"expected {self.objectives} objective values, got {value!r}")
+            return pareto.is_finite_vector(value)
+        return math.isfinite(value)  # type: ignore[arg-type]
 
     def _rung_reached(self, trial: Hashable, resource: int) -> int | None:
         """The rung this result stands for (:func:`mobster.rungs.rung_of`), unless the trial has
@@ -120,8 +141,9 @@ class RungTable:
             candidates = {t for t in paused if self.recorded_level(t) == level}
             if not candidates:
                 continue
-            trial = rung_rules.promotable_trial(
-                self.values[level], self.promoted[level], candidates, self.reduction_factor, finishing=finishing
+            rule = pareto.promotable_trial if self.objectives > 1 else rung_rules.promotable_trial
+            trial = rule(
+                self.values[level], self.promoted[level], candidates, self.reduction_factor, finishing=finishing  # type: ignore[arg-type]
             )
             if trial is not None:
                 return trial
@@ -145,7 +167,7 @@ class RungTable:
             if resource > level and trial in self.values[level]:
                 self.promoted[level].add(trial)
 
-    def trials_at(self, level: int) -> dict[Hashable, float]:
+    def trials_at(self, level: int) -> dict[Hashable, RungValue]:
         """The values recorded at rung ``level`` (a copy)."""
         return dict(self.values[level])
 
