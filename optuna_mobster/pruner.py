@@ -11,8 +11,10 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from mobster import pareto
 from mobster import rungs as rung_rules
 from mobster.warn import is_finite, warn_once
+from optuna_mobster import multiobjective as mo
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -113,8 +115,9 @@ class MobsterPruner(BasePruner):
         if study.study_name in self._inferred_max_resource:
             return self._inferred_max_resource[study.study_name]
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if trial.last_step is not None:
-                inferred = max(int(trial.last_step), self.min_resource)
+            last = mo.last_step(trial)
+            if last is not None:
+                inferred = max(int(last), self.min_resource)
                 self._inferred_max_resource[study.study_name] = inferred
                 return inferred
         return None
@@ -147,6 +150,8 @@ class MobsterPruner(BasePruner):
     # ----- the decision --------------------------------------------------------------------
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        if len(study.directions) > 1:
+            return self._prune_multi(study, trial)
         step = trial.last_step
         if step is None:
             return False
@@ -166,6 +171,37 @@ class MobsterPruner(BasePruner):
         if rung_rules.rung_steps(trial.intermediate_values, own_levels).get(level) != step:
             return False  # not the trial's first report at this rung
         return self._stops(study, trial, level, levels, value)
+
+    def _prune_multi(self, study: Study, trial: FrozenTrial) -> bool:
+        """MO-ASHA's rule in a study with several directions, on the vectors reported with
+        :func:`optuna_mobster.report`: the trial goes on at a rung when it is in the top
+        ``1/eta`` by :func:`mobster.pareto.pareto_order` (no rescue by the model)."""
+        vectors = mo.intermediate_values(trial)
+        if not vectors:
+            return False
+        step = max(vectors)
+        if not pareto.is_finite_vector(vectors[step]):
+            message = f"MobsterPruner: trial {trial.number} reported {list(vectors[step])} at step {step}; it is pruned"
+            warn_once(self._warned, trial.number, message, stacklevel=3)
+            return True
+        if self.brackets == "auto":
+            raise ValueError("MobsterPruner(brackets='auto') ranks one objective; give a number of brackets in a multi-objective study")
+        levels = self.levels(study)
+        self._check_step(study, trial.number, step)
+        own_levels = levels[self.bracket(study, trial, levels):]
+        level = rung_rules.rung_of(step, own_levels)
+        if level in (None, own_levels[-1]) or rung_rules.rung_steps(vectors, own_levels).get(level) != step:
+            return False  # below its first rung, at the full resource, or not its first report at the rung
+        signs = pareto.minimising_signs(mo.study_modes(study))
+        recorded = {trial.number: tuple(signs * vectors[step])}
+        for other in study.get_trials(deepcopy=False):
+            if other.number == trial.number or other.state not in _RUNG_STATES:
+                continue
+            theirs = mo.intermediate_values(other)
+            at = rung_rules.rung_steps(theirs, levels).get(level)
+            if at is not None:
+                recorded[other.number] = tuple(signs * theirs[at])
+        return pareto.should_stop(trial.number, recorded, self.reduction_factor)
 
     def _check_step(self, study: Study, number: int, step: int) -> None:
         """Warn once per kind about steps no rung can use: the step is the resource (epochs from

@@ -13,12 +13,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mobster import rungs as rung_rules
 from mobster.history import TrialRecord
+from mobster.multiobjective import MultiObjectiveSearcher
 from mobster.options import SearcherOptions
 from mobster.searcher import ModelBasedSearcher
 from optuna_mobster import _claims as claims
 from optuna_mobster import _shared_fit as shared_fit
+from optuna_mobster import multiobjective as mo
 from optuna_mobster._space import to_search_space
-from optuna_mobster.pruner import MobsterPruner, study_mode
+from optuna_mobster.pruner import MobsterPruner
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -43,6 +45,11 @@ class MobsterSampler(BaseSampler):
     largest step seen when ``None``) to pick the levels it models, and a trial without
     intermediate values counts as one observation at the full resource (so it behaves like a
     plain GP sampler on final values).
+
+    Several objectives (``optuna.create_study(directions=[...])``): report each step's vector with
+    :func:`optuna_mobster.report` (Optuna's ``trial.report`` refuses vectors); each suggestion then
+    maximises expected improvement on a random ParEGO scalarisation of the objectives
+    (:mod:`mobster.multiobjective`), and ``MobsterPruner`` stops trials by MO-ASHA's rule.
 
     Parameters in the intersection of all trials' spaces are modelled jointly; others (from
     define-by-run branches) are sampled at random, so conditional spaces work. FAIL trials are
@@ -86,20 +93,10 @@ class MobsterSampler(BaseSampler):
         self._max_resource = max_resource
         self._random = RandomSampler(seed=seed)
         self._intersection = IntersectionSearchSpace(include_pruned=True)
-        self._searchers: dict[tuple, ModelBasedSearcher] = {}
+        self._searchers: dict[tuple, ModelBasedSearcher | MultiObjectiveSearcher] = {}
         self._lock = threading.Lock()
 
     # ----- Optuna's sampler interface ------------------------------------------------------
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        # Refuse a study this sampler cannot serve at the first ask, before any objective runs.
-        # Optuna has already stored the new trial: end it as FAIL so no RUNNING trial lingers.
-        if len(study.directions) > 1:
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            raise ValueError(
-                f"MobsterSampler optimises one objective, but this study has {len(study.directions)} "
-                "directions; use a multi-objective sampler (e.g. optuna.samplers.NSGAIISampler) for it"
-            )
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         with self._lock:
@@ -147,7 +144,10 @@ class MobsterSampler(BaseSampler):
 
         ``trials``: the study's trials (any states) when the caller has just read them, as
         :class:`~optuna_mobster.MobsterPruner` has; otherwise they are read from storage.
+        Always ``None`` in a multi-objective study (no rescue there).
         """
+        if len(study.directions) > 1:
+            return None
         if trials is None:
             trials = study.get_trials(deepcopy=False)
         search_space = intersection_search_space(list(trials), include_pruned=True)
@@ -179,7 +179,7 @@ class MobsterSampler(BaseSampler):
         else:
             known, min_resource, eta = self._max_resource, self._min_resource, self._reduction_factor
         if known is None:
-            steps = [t.last_step for t in study.get_trials(deepcopy=False) if t.last_step is not None]
+            steps = [step for t in study.get_trials(deepcopy=False) if (step := mo.last_step(t)) is not None]
             known = max(steps + [min_resource])
         return rung_rules.rung_levels(min_resource, known, eta)
 
@@ -190,24 +190,25 @@ class MobsterSampler(BaseSampler):
 
     def _searcher(
         self, study: Study, search_space: dict[str, BaseDistribution], levels: list[int]
-    ) -> ModelBasedSearcher:
+    ) -> ModelBasedSearcher | MultiObjectiveSearcher:
         # One searcher per (space, levels): it keeps warm-start hyperparameters between calls.
         key = _searcher_key(search_space, levels)
+        modes = mo.study_modes(study)
         # With MobsterPruner's stopping rule, suggestions weigh the chance of passing its rungs.
         use_rungs = self._rung_aware and isinstance(study.pruner, MobsterPruner)
         eta = study.pruner.reduction_factor if use_rungs else None
         with self._lock:
-            if key not in self._searchers:
-                self._searchers[key] = ModelBasedSearcher(
-                    to_search_space(search_space),
-                    max_resource=levels[-1],
-                    levels=levels,
-                    mode=study_mode(study),
-                    reduction_factor=eta,
-                    options=self._options,
-                    seed=self._seed,
+            if (key, *modes) not in self._searchers:
+                common: dict[str, Any] = dict(
+                    max_resource=levels[-1], levels=levels, reduction_factor=eta, options=self._options, seed=self._seed
                 )
-            return self._searchers[key]
+                space = to_search_space(search_space)
+                self._searchers[(key, *modes)] = (
+                    MultiObjectiveSearcher(space, modes=modes, **common)
+                    if len(modes) > 1
+                    else ModelBasedSearcher(space, mode=modes[0], **common)  # type: ignore[arg-type]
+                )
+            return self._searchers[(key, *modes)]
 
     def _records(
         self,
@@ -247,7 +248,7 @@ class MobsterSampler(BaseSampler):
         if trial.state != TrialState.RUNNING:
             return None
         own_levels = self._trial_levels(study, trial, list(levels))
-        return rung_rules.next_level(own_levels, trial.last_step or 0)
+        return rung_rules.next_level(own_levels, mo.last_step(trial) or 0)
 
 
 def _searcher_key(search_space: dict[str, BaseDistribution], levels: Sequence[int]) -> tuple:
@@ -255,13 +256,19 @@ def _searcher_key(search_space: dict[str, BaseDistribution], levels: Sequence[in
     return tuple(sorted((k, repr(v)) for k, v in search_space.items())), tuple(levels)
 
 
-def _results(trial: FrozenTrial, max_resource: int) -> dict[int, float]:
+def _results(trial: FrozenTrial, max_resource: int) -> dict[int, Any]:
     """The trial's intermediate values; a finished trial without any counts at the full resource.
+    In a multi-objective study, the vectors of :func:`optuna_mobster.report` (tuples).
 
     FAIL trials contribute nothing (the model ignores them; they only block re-proposal).
     """
     if trial.state == TrialState.FAIL:
         return {}
+    if len(trial.values or ()) > 1 or any(key.startswith(mo.KEY_PREFIX) for key in trial.system_attrs):
+        vectors: dict[int, Any] = dict(mo.intermediate_values(trial))
+        if not vectors and trial.state == TrialState.COMPLETE and trial.values is not None:
+            vectors[max_resource] = tuple(trial.values)
+        return vectors
     if trial.intermediate_values:
         return {int(step): float(value) for step, value in trial.intermediate_values.items()}
     if trial.state == TrialState.COMPLETE and trial.value is not None:

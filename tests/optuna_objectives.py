@@ -27,3 +27,19 @@ def objective(trial: optuna.Trial, max_step: int = 27) -> float:
         if trial.should_prune():
             raise optuna.TrialPruned()
     return value
+
+
+def two_objectives(trial: optuna.Trial, max_step: int = 9) -> tuple[float, float]:
+    """Error and a cost that trade off through ``x`` (a front over ``x``, ``y`` at 0 is best);
+    reports both every step with ``optuna_mobster.report`` and obeys the pruner."""
+    import optuna_mobster
+
+    x = trial.suggest_float("x", 0.0, 1.0)
+    y = trial.suggest_float("y", 0.0, 1.0)
+    values = (math.inf, math.inf)
+    for step in range(1, max_step + 1):
+        values = (x + y + 0.5 * math.exp(-step / 3.0) * (1 - x), (1 - x) ** 2 + y)
+        optuna_mobster.report(trial, values, step)
+        if optuna_mobster.should_prune(trial):
+            raise optuna.TrialPruned()
+    return values

@@ -167,22 +167,6 @@ def test_constant_objective_and_single_choice_parameters():
     assert all(t.params["only"] == "sgd" and t.params["fixed"] == 3 for t in study.trials)
 
 
-def test_multi_objective_is_refused_at_the_first_ask_before_any_objective_runs():
-    study = optuna.create_study(directions=["minimize", "minimize"], sampler=MobsterSampler())
-    calls = []
-
-    def objective(trial):
-        calls.append(trial.number)
-        return trial.suggest_float("x", 0, 1), 1.0
-
-    with pytest.raises(ValueError, match="optimises one objective, but this study has 2 directions"):
-        study.optimize(objective, n_trials=2)
-    with pytest.raises(ValueError, match="multi-objective sampler"):
-        study.ask()
-    assert calls == []
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2  # none left RUNNING
-
-
 @pytest.mark.slow
 def test_mobster_beats_random_search_with_the_same_pruner():
     """Over fixed seeds, MOBSTER's best value is at most half of ASHA's (random + same pruner).
