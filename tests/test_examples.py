@@ -139,3 +139,23 @@ def test_ray_demo_short_run(tmp_path: Path) -> None:
     assert "Checkpoint successfully created" not in output and "from checkpoint" not in output
     status = [line for line in output.splitlines() if "Trial status:" in line][-1]
     assert sum(int(n) for n in re.findall(r"(\d+) [A-Z]+", status)) == summary["n_trials"]
+
+
+@pytest.mark.slow
+def test_multiobjective_demo_short_run(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / "demo_multiobjective.py"), "--out", str(tmp_path),
+         "--trials", "12", "--epochs", "3", "--workers", "2"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["methods"]) == {"mobster", "mo-asha"}
+    for run in summary["methods"].values():
+        assert run["trials"] == 12 and run["failed"] == 0
+        assert run["pruned"] > 0, "no trial was stopped at a rung"
+        front = [tuple(point) for point in run["front"]]
+        assert front and 0.0 < run["hypervolume"] <= 1.0
+        # The front is non-dominated: errors rise while sizes fall.
+        assert all(a[0] <= b[0] and a[1] >= b[1] for a, b in zip(front, front[1:]))
+    assert (tmp_path / "front_over_time.png").read_bytes()[:8] == PNG_MAGIC
