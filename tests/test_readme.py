@@ -38,3 +38,16 @@ def test_quickstart_runs_as_written(tmp_path: Path, module: str, printed: str) -
     # Both synthetic curves are at least 1/sqrt(27) ~ 0.19 at the last epoch, and the search must
     # get well below a random configuration's (about 0.5 or more).
     assert 0.19 < float(best.group(1)) < 0.4
+
+
+def test_multi_objective_quickstart_runs_as_written(tmp_path: Path) -> None:
+    (block,) = [b for b in python_blocks() if "optuna_mobster.report" in b]
+    script = tmp_path / "quickstart_mo.py"
+    script.write_text(block)
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=540)
+    assert run.returncode == 0, run.stderr[-3000:]
+    front = [(float(e), float(s)) for e, s in re.findall(r"front: error (\d\.\d{4}), size (\d+)", run.stdout)]
+    assert front, run.stdout[-2000:]
+    # A front: no printed point is dominated by another.
+    for error, size in front:
+        assert not any(e <= error and s <= size and (e, s) != (error, size) for e, s in front)
