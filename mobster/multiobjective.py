@@ -17,16 +17,24 @@ grows, as for one objective, whatever the weights of that moment).
 
 from __future__ import annotations
 
+import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
+from linear_operator.utils.warnings import NumericalWarning
 
+from mobster.data import acquisition_resource, collect_observations
 from mobster.history import TrialRecord
 from mobster.options import SearcherOptions
-from mobster.pareto import is_finite_vector, minimising_signs
+from mobster.pareto import is_finite_vector, minimising_signs, nondominated_fronts
 from mobster.searcher import ModelBasedSearcher
 from mobster.space import SearchSpace
+
+#: Quasi-Monte-Carlo samples of qLogNEHVI.
+NEHVI_SAMPLES = 64
 
 #: ParEGO's augmentation: a small weighted sum keeps weakly dominated points from tying.
 RHO = 0.05
@@ -71,16 +79,16 @@ class MultiObjectiveSearcher:
         self.signs = minimising_signs(modes)  # also the check of every mode
         self.modes = list(modes)
         self._weights_rng = np.random.default_rng(None if seed is None else seed + 1)
-        self.single = ModelBasedSearcher(
-            space,
-            max_resource=max_resource,
-            levels=levels,
-            mode="min",
-            reduction_factor=reduction_factor,
-            seed=seed,
-            options=options,
-            **overrides,
+        common: dict[str, Any] = dict(max_resource=max_resource, levels=levels, mode="min", options=options, **overrides)
+        self.single = ModelBasedSearcher(space, reduction_factor=reduction_factor, seed=seed, **common)
+        self.acquisition = self.single.options.multi_objective_acquisition
+        # qLogNEHVI: one GP per objective (each keeps its own warm-start hyperparameters).
+        self._per_objective = (
+            [ModelBasedSearcher(space, seed=seed, **common) for _ in modes] if self.acquisition == "nehvi" else []
         )
+        self._nehvi_rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        self._nehvi_failures = 0
 
     @property
     def space(self) -> SearchSpace:
@@ -88,10 +96,13 @@ class MultiObjectiveSearcher:
 
     @property
     def model_failures(self) -> int:
-        return self.single.model_failures
+        return self.single.model_failures + self._nehvi_failures
 
     def suggest(self, trials: Sequence[TrialRecord]) -> dict[str, Any]:
-        """A configuration not among ``trials``, chosen for a random scalarisation (see the module)."""
+        """A configuration not among ``trials``, chosen for a random scalarisation (see the module),
+        or by qLogNEHVI."""
+        if self.acquisition == "nehvi":
+            return self._suggest_nehvi(trials)
         return self.single.suggest(self.scalarised(trials, self.draw_weights()))
 
     def suggest_random(self, trials: Sequence[TrialRecord], rng: np.random.Generator | None = None) -> dict[str, Any]:
@@ -148,3 +159,118 @@ class MultiObjectiveSearcher:
     @staticmethod
     def _configs_only(trials: Sequence[TrialRecord]) -> list[TrialRecord]:
         return [TrialRecord(t.config, {}, t.pending_at, t.name) for t in trials]
+
+    # ----- qLogNEHVI ----------------------------------------------------------------------
+
+    def _objective_records(self, trials: Sequence[TrialRecord], k: int) -> list[TrialRecord]:
+        """The records with objective ``k`` alone, minimised (an invalid vector becomes ``nan``)."""
+        return [
+            TrialRecord(
+                t.config,
+                {r: float(self.signs[k] * v[k]) if self._valid(v) else float("nan") for r, v in t.results.items()},
+                t.pending_at,
+                t.name,
+            )
+            for t in trials
+        ]
+
+    def _suggest_nehvi(self, trials: Sequence[TrialRecord]) -> dict[str, Any]:
+        """The single-objective searcher's rules around qLogNEHVI: random configurations first,
+        for the random share, with too little data, and when the model fails (with a warning)."""
+        options, configs = self.single.options, self._configs_only(trials)
+        with self._lock:
+            model_turn = (
+                self.space.dim > 0
+                and len(trials) >= options.num_initial_random
+                and self._nehvi_rng.random() >= options.random_fraction
+            )
+            if not model_turn:
+                return self.single.suggest_random(configs, rng=self._nehvi_rng) if trials else self.single.suggest(configs)
+            try:
+                unit = self._nehvi_unit(trials)
+            except LookupError:  # too little data, or nothing new among the candidates
+                return self.single.suggest_random(configs, rng=self._nehvi_rng)
+            except Exception as error:  # numerical failure of a GP: never break the study
+                self._nehvi_failures += 1
+                warnings.warn(f"MOBSTER model failed ({error!r}); suggesting a random configuration", stacklevel=2)
+                return self.single.suggest_random(configs, rng=self._nehvi_rng)
+            return self.space.from_unit(unit)
+
+    def _nehvi_unit(self, trials: Sequence[TrialRecord]) -> np.ndarray:
+        from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+        from botorch.acquisition.multi_objective.objective import WeightedMCMultiOutputObjective
+        from botorch.models import ModelListGP
+        from botorch.sampling import SobolQMCNormalSampler
+        from botorch.utils.multi_objective.hypervolume import infer_reference_point
+
+        from mobster.optimize import maximize_acquisition
+
+        # The per-objective searchers' internals are used on purpose: the same data reduction,
+        # data cap, warp and warm-started fits as one objective gets, per objective.
+        searchers = self._per_objective
+        units = [searchers[0]._unit_or_none(t) for t in trials]
+        models, r_acq = [], None
+        for k, searcher in enumerate(searchers):
+            records = self._objective_records(trials, k)
+            observations, _ = collect_observations(records, searcher.levels, 1.0)
+            if len({o.value for o in observations}) < 2:
+                raise LookupError("too little data for a model")
+            r_acq = acquisition_resource(observations) if r_acq is None else r_acq
+            model, _, _ = searcher._fit_observations(records, observations, units)
+            models.append(model)
+        kwargs = searchers[0].tensor_kwargs
+        r_unit = searchers[0]._resource_unit(r_acq)
+        space = self.space
+
+        def at_acquisition_resource(x: torch.Tensor) -> torch.Tensor:
+            features = space.features(x)
+            column = torch.full((1,), r_unit, **kwargs)
+            return torch.cat([features, column.expand(*features.shape[:-1], 1)], dim=-1)
+
+        observed = [u for t, u in zip(trials, units) if u is not None and t.results]
+        pending = [u for t, u in zip(trials, units) if u is not None and t.pending_at is not None]
+        baseline = torch.tensor(np.unique(np.stack(observed), axis=0), **kwargs)
+        model = _AtResource(ModelListGP(*models), at_acquisition_resource)
+        minimise = WeightedMCMultiOutputObjective(weights=-torch.ones(len(models), **kwargs))  # BoTorch maximises
+        with torch.no_grad():
+            means = -model.posterior(baseline).mean
+        front = means[torch.as_tensor(nondominated_fronts(-means.cpu().numpy()) == 0)]
+        acquisition = qLogNoisyExpectedHypervolumeImprovement(
+            model=model,
+            ref_point=infer_reference_point(front),
+            X_baseline=baseline,
+            sampler=SobolQMCNormalSampler(torch.Size([NEHVI_SAMPLES]), seed=int(self._nehvi_rng.integers(2**31))),
+            objective=minimise,
+            X_pending=torch.tensor(np.stack(pending), **kwargs) if pending else None,
+            prune_baseline=True,
+            cache_root=False,
+        )
+        anchors = baseline[torch.as_tensor(nondominated_fronts(-means.cpu().numpy()) == 0)].cpu().numpy()
+        excluded = self.single._known(units)
+        with warnings.catch_warnings():
+            # The joint covariance of baseline and candidates is near-singular where they are
+            # close; linear_operator adds jitter and says so, which no user can act on.
+            warnings.filterwarnings("ignore", "A not p.d., added jitter", NumericalWarning)
+            return maximize_acquisition(
+                acquisition, space, self.single._known_test(excluded), self._nehvi_rng, kwargs, anchors[:5]
+            )
+
+
+class _AtResource(torch.nn.Module):
+    """A BoTorch model over search coordinates: ``inner`` (over GP inputs) at one resource."""
+
+    def __init__(self, inner: Any, to_input: Any) -> None:
+        super().__init__()
+        self.inner = inner
+        self.to_input = to_input
+
+    @property
+    def num_outputs(self) -> int:
+        return self.inner.num_outputs
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        return self.inner.batch_shape
+
+    def posterior(self, X: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.posterior(self.to_input(X), *args, **kwargs)

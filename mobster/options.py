@@ -11,7 +11,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from mobster.model import DEFAULT_KERNEL, KernelName, validate_kernel
 
@@ -47,6 +47,9 @@ class SearcherOptions:
         ei_jitter: Improvement over the incumbent that EI takes for granted, in standard
             deviations of the warped targets (the reference uses 0.01).
         device: ``"cpu"`` or ``"cuda"``: where the GP and the acquisition run.
+        multi_objective_acquisition: With several objectives, ``"parego"`` (default: expected
+            improvement on a random scalarisation per suggestion, one GP) or ``"nehvi"``
+            (BoTorch's qLogNEHVI, one GP per objective); see :mod:`mobster.multiobjective`.
     """
 
     kernel: KernelName = DEFAULT_KERNEL
@@ -58,6 +61,7 @@ class SearcherOptions:
     random_fraction: float = DEFAULT_RANDOM_FRACTION
     ei_jitter: float = DEFAULT_EI_JITTER
     device: str = "cpu"
+    multi_objective_acquisition: Literal["parego", "nehvi"] = "parego"
 
     def __post_init__(self) -> None:
         validate_kernel(self.kernel)
@@ -71,6 +75,10 @@ class SearcherOptions:
             raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction!r}")
         if not (math.isfinite(self.ei_jitter) and self.ei_jitter >= 0.0):
             raise ValueError(f"ei_jitter must be finite and >= 0, got {self.ei_jitter!r}")
+        if self.multi_objective_acquisition not in ("parego", "nehvi"):
+            raise ValueError(
+                f"multi_objective_acquisition must be 'parego' or 'nehvi', got {self.multi_objective_acquisition!r}"
+            )
 
     @classmethod
     def resolve(cls, options: SearcherOptions | None, overrides: Mapping[str, Any], owner: str) -> SearcherOptions:

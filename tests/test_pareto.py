@@ -146,3 +146,28 @@ def test_multi_objective_searcher_suggests_new_configurations_toward_the_front()
 def test_multi_objective_searcher_refuses_one_objective() -> None:
     with pytest.raises(ValueError, match="two or more objectives"):
         MultiObjectiveSearcher(SearchSpace({"x": Float(0.0, 1.0)}), modes=["min"], max_resource=9)
+
+
+def test_nehvi_acquisition_suggests_new_configurations_from_the_model() -> None:
+    space = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+    searcher = MultiObjectiveSearcher(
+        space, modes=["min", "min"], max_resource=9, levels=[1, 3, 9], reduction_factor=3, seed=0,
+        num_initial_random=4, multi_objective_acquisition="nehvi",
+    )
+    trials: list[TrialRecord] = []
+    for i in range(10):
+        config = searcher.suggest(trials)
+        assert not searcher.is_among(config, [t.config for t in trials])
+        x, y = config["x"], config["y"]
+        results = {r: (x + y + 0.3 / r, (1 - x) ** 2 + y) for r in (1, 3, 9)}
+        trials.append(TrialRecord(config, results, pending_at=3 if i == 9 else None))
+    # The model's own proposal (not a random draw), away from the pending configuration.
+    unit = searcher._nehvi_unit(trials)
+    assert not searcher.is_among(space.from_unit(unit), [t.config for t in trials])
+    assert searcher.model_failures == 0
+
+
+def test_unknown_multi_objective_acquisition_is_refused() -> None:
+    with pytest.raises(ValueError, match="multi_objective_acquisition must be 'parego' or 'nehvi'"):
+        MultiObjectiveSearcher(SearchSpace({"x": Float(0.0, 1.0)}), modes=["min", "min"], max_resource=9,
+                               multi_objective_acquisition="ehvi")
