@@ -121,7 +121,7 @@ def test_single_objective_helpers_are_optunas_own() -> None:
     assert study.trials[0].intermediate_values == {1: 0.1}
 
 
-def _check_mo_study(study: optuna.Study, n_trials: int) -> None:
+def check_mo_study(study: optuna.Study, n_trials: int) -> None:
     trials = study.get_trials()
     assert len(trials) == n_trials
     states = [t.state for t in trials]
@@ -143,7 +143,7 @@ def test_mobster_multi_objective_study_in_threads_prunes_and_models() -> None:
     sampler = MobsterSampler(seed=0, num_initial_random=4)
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler, pruner=MobsterPruner(max_resource=9))
     study.optimize(two_objectives, n_trials=20, n_jobs=2)
-    _check_mo_study(study, 20)
+    check_mo_study(study, 20)
     assert sampler.model_failures == 0
     # Configurations are new: no two trials share one.
     assert len({(t.params["x"], t.params["y"]) for t in study.trials}) == 20
@@ -158,7 +158,7 @@ def test_two_processes_on_one_sqlite_file(tmp_path: Path) -> None:
     assert [w.returncode for w in workers] == [0, 0], errors
     assert not any("Traceback" in e for e in errors), errors
     study = optuna.load_study(study_name="mo", storage=storage)
-    _check_mo_study(study, 16)
+    check_mo_study(study, 16)
 
 
 def test_max_resource_auto_is_inferred_from_reported_vectors() -> None:

@@ -198,3 +198,16 @@ def test_four_processes_share_one_postgresql_database(postgres_url):
     # The plain rule here, so that one shared study's decisions are all replayed exactly.
     trials = optimise_concurrently(postgres_url, "postgres-shared", plain_rule=True)
     check_shared_study(trials, plain_rule=True)
+
+
+@pytest.mark.slow
+def test_two_processes_share_a_multi_objective_study_on_postgresql(postgres_url):
+    from test_optuna_multiobjective import check_mo_study
+
+    optuna.create_study(study_name="postgres-mo", storage=postgres_url, directions=["minimize", "minimize"])
+    command = [sys.executable, str(TESTS / "optuna_mo_worker.py"), postgres_url, "postgres-mo", "8"]
+    workers = [subprocess.Popen(command, cwd=TESTS, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [worker.communicate(timeout=300)[1] for worker in workers]
+    assert [w.returncode for w in workers] == [0, 0], errors
+    assert not any(word in e for e in errors for word in ERROR_WORDS), errors
+    check_mo_study(optuna.load_study(study_name="postgres-mo", storage=postgres_url), 16)
