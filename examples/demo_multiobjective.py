@@ -100,17 +100,23 @@ def run_study(method: str, args: argparse.Namespace) -> Run:
     return Run(method, completed, len(trials), count(TrialState.PRUNED), count(TrialState.FAIL))
 
 
-def hypervolume_over_time(run: Run, reference: tuple[float, float], scale: tuple[float, float]) -> list[tuple[float, float]]:
-    """(time, hypervolume of the front so far, as a share of the reference box) at each completion."""
+def hypervolume_over_time(run: Run, box: tuple[tuple[float, float], tuple[float, float]]) -> list[tuple[float, float]]:
+    """(time, hypervolume of the front so far as a share of ``box``) at each completion.
+
+    ``box``: (error low, error high), (size low, size high). Sizes count by their logarithm: a
+    network half the size is as much better at 2,000 parameters as at 200,000.
+    """
+    (e_low, e_high), (s_low, s_high) = box
+    log_low, log_span = np.log(s_low), max(np.log(s_high) - np.log(s_low), 1e-12)
     points: list[tuple[float, float]] = []
     curve = []
     for t, error, size in run.completed:
-        points.append((error / scale[0], size / scale[1]))
-        curve.append((t, hypervolume_2d(np.array(points), (reference[0] / scale[0], reference[1] / scale[1]))))
+        points.append(((error - e_low) / max(e_high - e_low, 1e-12), (np.log(size) - log_low) / log_span))
+        curve.append((t, hypervolume_2d(np.array(points), (1.0, 1.0))))
     return curve
 
 
-def plot(runs: Sequence[Run], reference: tuple[float, float], path: Path) -> None:
+def plot(runs: Sequence[Run], box: tuple[tuple[float, float], tuple[float, float]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,13 +124,13 @@ def plot(runs: Sequence[Run], reference: tuple[float, float], path: Path) -> Non
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for run, colour in zip(runs, ("#d62728", "#1f77b4")):
-        curve = hypervolume_over_time(run, reference, reference)
+        curve = hypervolume_over_time(run, box)
         if curve:
             left.step([t for t, _ in curve], [hv for _, hv in curve], where="post", color=colour, label=METHODS[run.method])
         front = run.front()
         right.scatter([e for _, e, _ in run.completed], [s for _, _, s in run.completed], s=12, alpha=0.35, color=colour)
         right.step([e for e, _ in front], [s for _, s in front], where="post", color=colour, label=f"{METHODS[run.method]} front")
-    left.set(xlabel="seconds", ylabel="hypervolume (share of the reference box)", title="Front over time")
+    left.set(xlabel="seconds", ylabel="hypervolume (error x log size, share of the box)", title="Front over time")
     right.set(xlabel="validation error", ylabel="parameters (thousands)", yscale="log", title="Completed trials and fronts")
     left.legend(fontsize=8)
     right.legend(fontsize=8)
@@ -136,10 +142,10 @@ def plot(runs: Sequence[Run], reference: tuple[float, float], path: Path) -> Non
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
-    parser.add_argument("--trials", type=int, default=60, help="most trials per method (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=9, help="maximum epochs per trial (default: %(default)s)")
+    parser.add_argument("--trials", type=int, default=150, help="most trials per method (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=27, help="maximum epochs per trial (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="trials at once, in threads (default: %(default)s)")
-    parser.add_argument("--timeout", type=float, default=90.0, help="no new trials after this many seconds, per method")
+    parser.add_argument("--timeout", type=float, default=120.0, help="no new trials after this many seconds, per method")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "demo_multiobjective")
     args = parser.parse_args(argv)
@@ -148,12 +154,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
 
     runs = [run_study(method, args) for method in args.methods]
-    every = [(e, s) for run in runs for _, e, s in run.completed]
-    # One reference point for every method: the worst error and size completed, with a margin.
-    reference = (max((e for e, _ in every), default=1.0) * 1.1, max((s for _, s in every), default=1.0) * 1.1)
-    summary: dict = {"reference": reference, "methods": {}}
+    every = [(e, s) for run in runs for _, e, s in run.completed] or [(0.0, 1.0)]
+    # One box for every method: from the best to 1.1x the worst error and size completed.
+    errors, sizes = [e for e, _ in every], [s for _, s in every]
+    box = ((min(errors), max(errors) * 1.1), (min(sizes), max(sizes) * 1.1))
+    summary: dict = {"box": box, "methods": {}}
     for run in runs:
-        curve = hypervolume_over_time(run, reference, reference)
+        curve = hypervolume_over_time(run, box)
         summary["methods"][run.method] = {
             **asdict(run),
             "front": run.front(),
@@ -164,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         for error, size in run.front():
             print(f"  {error:.4f}  {size:8.1f}")
     figure = args.out / "front_over_time.png"
-    plot(runs, reference, figure)
+    plot(runs, box, figure)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"\nwritten: {figure}, {args.out / 'summary.json'}", flush=True)
     return summary
