@@ -84,17 +84,59 @@ class ExpDecayResourceKernel(Kernel):
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False, **params) -> torch.Tensor:
         r1, r2 = x1[..., -1], x2[..., -1]
-        k_x = self.base_kernel.forward(x1[..., :-1], x2[..., :-1], diag=diag, **params)
+        if diag:
+            k_x = self.base_kernel.forward(x1[..., :-1], x2[..., :-1], diag=True, **params)
+        else:
+            # The acquisition asks for each candidate at several resources, in runs of equal
+            # configurations: the kernel over configurations is computed once per run.
+            (f1, g1), (f2, g2) = _runs(x1[..., :-1]), _runs(x2[..., :-1])
+            k_x = self.base_kernel.forward(f1, f2, **params)
+            if hasattr(k_x, "to_dense"):
+                k_x = k_x.to_dense()
+            if g1 > 1:
+                k_x = k_x.repeat_interleave(g1, dim=-2)
+            if g2 > 1:
+                k_x = k_x.repeat_interleave(g2, dim=-1)
         if hasattr(k_x, "to_dense"):
             k_x = k_x.to_dense()
-        if diag:
-            kr1, kr2, k_sum = self.decay.kappas(r1, r2, r1 + r2)
-        else:
-            kr1, kr2, k_sum = self.decay.kappas(r1.unsqueeze(-1), r2.unsqueeze(-2), r1.unsqueeze(-1) + r2.unsqueeze(-2))
         delta = self.decay.value("delta")
         scale = self.decay.value("gamma") - delta * self._mean_ref[0].constant
-        x_factor = 1.0 - delta * (kr1 + kr2 - delta * k_sum)
-        return k_x * x_factor + scale**2 * (k_sum - kr1 * kr2)
+
+        def resource_terms(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """The factor on ``k_x`` and the added term, for resources ``a`` against ``b``."""
+            kr1, kr2, k_sum = self.decay.kappas(a, b, a + b)
+            return 1.0 - delta * (kr1 + kr2 - delta * k_sum), scale**2 * (k_sum - kr1 * kr2)
+
+        if diag:
+            factor, added = resource_terms(r1, r2)
+            return k_x * factor + added
+        if r1.dim() == 1 and r2.dim() == 1:
+            # Resources take a few values (the rungs): both terms are a small table, gathered.
+            # Resources are data here, never optimised, so the table needs no gradient in them.
+            (u1, i1), (u2, i2) = (torch.unique(r.detach(), return_inverse=True) for r in (r1, r2))
+            if len(u1) * len(u2) * 8 <= len(r1) * len(r2):
+                factor, added = resource_terms(u1.unsqueeze(-1), u2.unsqueeze(-2))
+                index = i1.unsqueeze(-1) * len(u2) + i2.unsqueeze(-2)
+                return k_x * factor.reshape(-1)[index] + added.reshape(-1)[index]
+        factor, added = resource_terms(r1.unsqueeze(-1), r2.unsqueeze(-2))
+        return k_x * factor + added
+
+
+def _runs(features: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``(rows, g)`` when the ``N x d`` rows come in runs of ``g > 1`` equal rows (``rows``: one
+    per run), else ``(features, 1)``. Costs a comparison of every row, nothing next to a kernel."""
+    n = features.shape[-2]
+    if features.dim() != 2 or n < 2:
+        return features, 1
+    with torch.no_grad():
+        same_as_first = (features == features[0]).all(-1)
+        g = n if bool(same_as_first.all()) else int(torch.argmin(same_as_first.to(torch.int8)))
+        if g <= 1 or n % g:
+            return features, 1
+        runs = features.view(n // g, g, -1)
+        if not bool((runs == runs[:, :1]).all()):
+            return features, 1
+    return features.view(n // g, g, -1)[:, 0], g
 
 
 class ExpDecayMean(Mean):

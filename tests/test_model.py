@@ -129,3 +129,42 @@ def test_conditioning_on_extra_points_matches_the_posterior_given_all_the_data()
     direct = ConditionedGP(everything.eval()).mean(queries)
     assert torch.allclose(added, direct, atol=1e-6)
     assert not torch.allclose(added, ConditionedGP(fitted).mean(queries), atol=1e-3)  # the points matter
+
+
+@pytest.mark.parametrize("kernel", ["exp-decay-sum", "exp-decay-combined"])
+def test_resource_kernel_shortcuts_give_the_plain_formula_and_its_gradient(kernel):
+    """The kernel computes the configuration part once per run of equal configurations and the
+    resource part as a table over distinct resources; both must equal the formula written out."""
+    rng = np.random.default_rng(4)
+    train = torch.tensor(np.column_stack([rng.random((40, 3)), rng.choice([0.02, 0.1, 0.3, 1.0], 40)]))
+    model = build_model(train, torch.zeros(40, 1, dtype=torch.float64), kernel)
+    covar = model.covar_module
+    decay = covar.decay
+    with torch.no_grad():
+        decay.raw_alpha.fill_(0.3)
+        if decay.learn_delta:
+            decay.raw_delta.fill_(0.2)
+    # Candidates as the acquisition asks for them: each configuration at four resources in a row.
+    configs = torch.tensor(rng.random((25, 3)), requires_grad=True)
+    resources = torch.tensor([0.5, 0.02, 0.1, 0.3], dtype=torch.float64)
+    candidates = torch.cat([configs.repeat_interleave(4, 0), resources.repeat(25).unsqueeze(-1)], dim=-1)
+
+    def plain(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        k_x = covar.base_kernel.forward(x1[:, :-1], x2[:, :-1]).to_dense()
+        r1, r2 = x1[:, -1:], x2[:, -1].unsqueeze(0)
+        kr1, kr2, k_sum = decay.kappa(r1), decay.kappa(r2), decay.kappa(r1 + r2)
+        delta = decay.value("delta")
+        scale = decay.value("gamma") - delta * model.mean_module.constant
+        return k_x * (1 - delta * (kr1 + kr2 - delta * k_sum)) + scale**2 * (k_sum - kr1 * kr2)
+
+    fast = covar.forward(train, candidates)
+    expected = plain(train, candidates)
+    assert torch.allclose(fast, expected, rtol=1e-12, atol=1e-12)
+    (grad_fast,) = torch.autograd.grad(fast.sum(), configs)
+    (grad_plain,) = torch.autograd.grad(plain(train, candidates).sum(), configs)
+    assert torch.allclose(grad_fast, grad_plain, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(covar.forward(candidates, train), expected.T, rtol=1e-12, atol=1e-12)
+    # Hyperparameter gradients (the fit's) flow through the resource table too.
+    (grad_alpha,) = torch.autograd.grad(covar.forward(train, train).sum(), decay.raw_alpha)
+    (plain_alpha,) = torch.autograd.grad(plain(train, train).sum(), decay.raw_alpha)
+    assert torch.allclose(grad_alpha, plain_alpha, rtol=1e-10)
