@@ -15,6 +15,7 @@ import pytest
 from ray import tune
 
 from mobster import pareto
+from mobster.rung_table import RungTable
 from mobster.searcher import ModelBasedSearcher
 from ray_session import local_ray
 from tune_mobster import MobsterScheduler, MobsterSearcher
@@ -118,29 +119,49 @@ def test_stopping_by_the_pareto_order_with_model_based_suggestions(tmp_path, mod
     assert searcher.predicted_final(trial_id, {"training_iteration": 1}) is None  # no rescue with several
 
 
-def test_promotion_by_the_pareto_order(tmp_path) -> None:
+@pytest.fixture
+def promotions(monkeypatch) -> list[tuple]:
+    """Every promotion the scheduler's rung table marks: (trial, rung, the rung's values then)."""
+    seen: list[tuple] = []
+    original = RungTable.mark_promoted
+
+    def recorded(self, trial):
+        level = self.recorded_level(trial)
+        seen.append((trial, level, self.trials_at(level) if level is not None else {}))
+        original(self, trial)
+
+    monkeypatch.setattr(RungTable, "mark_promoted", recorded)
+    return seen
+
+
+def test_promotion_by_the_pareto_order(tmp_path, promotions) -> None:
     searcher = MobsterSearcher(METRICS, MODES, seed=1, num_initial_random=4, background=False)
     scheduler = MobsterScheduler(metric=METRICS, mode=MODES, max_t=9, reduction_factor=3, type="promotion")
     results = _run(SPACE, searcher, scheduler, tmp_path, num_samples=9)
     assert not results.errors and len(results) == 9
-    lasts = {}
+    lasts, histories = {}, {}
     resumed = 0
     for result in results:
         iterations = list(result.metrics_dataframe["training_iteration"])
         assert iterations == list(range(1, len(iterations) + 1))  # continued from checkpoints
         assert iterations[-1] in (1, 3, 9)
         lasts[result.metrics["trial_id"]] = iterations[-1]
+        histories[result.metrics["trial_id"]] = result.metrics_dataframe.set_index("training_iteration")
         resumed += bool(result.metrics_dataframe["resumed"].any())
     assert resumed >= 1 and "num_paused=" in scheduler.debug_string()
     assert 9 in lasts.values() and min(lasts.values()) < 9
     for level in (1, 3):
-        # Each rung sends on at most its top ceil(n / eta) (floor while trials still come).
         at_rung = scheduler._table.trials_at(level)
-        went_on = [t for t, last in lasts.items() if last > level]
-        assert set(went_on) <= set(at_rung) and len(went_on) <= math.ceil(len(at_rung) / 3)
-        assert all(len(v) == 2 for v in at_rung.values())  # minimised tuples
+        for trial, value in at_rung.items():  # minimised tuples of what the trial reported there
+            assert value == pytest.approx(_minimised(histories[trial].loc[level]))
+        assert {t for t, last in lasts.items() if last > level} <= set(at_rung)
         # The first in the rung's Pareto order is always sent on (at the latest once no trial comes).
         assert lasts[pareto.pareto_order(at_rung)[0]] > level
+    # Each promotion took a trial from the top ceil(n / eta) of its rung's Pareto order at the
+    # time (floor(n / eta) while new trials still come).
+    assert promotions
+    for trial, level, values in promotions:
+        assert trial in pareto.pareto_order(values)[: math.ceil(len(values) / 3)], (trial, level, values)
 
 
 def test_nan_in_one_objective_stops_the_trial_without_crashing(tmp_path) -> None:

@@ -343,8 +343,8 @@ class MobsterScheduler(TrialScheduler):
             self._table.mark_promoted_below(trial_id, max(results))  # it reported beyond them
 
     def _has_metrics(self, result: dict) -> bool:
-        """Whether ``result`` holds every metric."""
-        return objectives.reported_values(result, self.metrics) is not None
+        """Whether ``result`` holds every metric (never, while no metric is set)."""
+        return bool(self.metrics) and objectives.reported_values(result, self.metrics) is not None
 
     def _reported(self, result: dict) -> Any:
         """The metric's value in ``result`` as reported, or the tuple of the metrics' values."""
