@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ray.tune.experiment import Trial
 from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers import TrialScheduler
 
-from mobster.rung_table import RungTable
+from mobster.pareto import minimising_signs
+from mobster.rung_table import RungTable, RungValue
 from mobster.rungs import minimising_sign, rescued_by_model, rung_levels
 from mobster.warn import is_finite, warn_once
+from tune_mobster import objectives
 from tune_mobster.promotion import MissingCheckpointError
 from tune_mobster.searcher import MobsterSearcher, find_mobster_searcher
 
@@ -54,10 +57,24 @@ class MobsterScheduler(TrialScheduler):
     searcher adopts these rung levels and ``time_attr``; with any other searcher the
     scheduler works alone. Non-finite metric values stop the trial at a rung (one warning).
 
+    Several objectives (``metric=["error", "params"], mode=["min", "min"]``, lists of the same
+    length, given here and to the ``MobsterSearcher``: ``tune.TuneConfig`` refuses a list
+    ``mode``, so leave its ``metric`` and ``mode`` unset): "the top ``1/reduction_factor``" of a
+    rung is then taken in MO-ASHA's order (non-dominated sorting, then crowding distance within
+    a front; :func:`mobster.pareto.pareto_order`), for stopping and promotion alike. A
+    non-finite value in any of the metrics stops the trial at a rung (one warning); a result
+    missing one of them is ignored, as one missing the metric is with one objective.
+    ``rescue_by_model`` is then off (the model predicts no single value to rank by; ``True``
+    raises) and ``brackets="auto"`` is refused (it checks the ranking of one metric). The
+    :attr:`metric` Ray reads is then ``None`` (Ray's check that each result holds the
+    scheduler's metric takes one name; a paired ``MobsterSearcher`` lists them all); see
+    :attr:`metrics` and :attr:`modes`.
+
     Args:
         time_attr: The result key that counts the resource; must increase.
-        metric: The metric (or set it in ``tune.TuneConfig``).
-        mode: ``"min"`` or ``"max"`` (or set it in ``tune.TuneConfig``).
+        metric: The metric (or set it in ``tune.TuneConfig``), or a list of metrics.
+        mode: ``"min"`` or ``"max"`` (or set it in ``tune.TuneConfig``), or a list of them, one
+            per metric.
         max_t: The maximum resource per trial; trials are stopped there.
         grace_period: The first rung level.
         reduction_factor: ``eta``: the spacing of rungs and the share that goes on.
@@ -71,8 +88,8 @@ class MobsterScheduler(TrialScheduler):
             when the searcher's GP predicts its value at ``max_t`` in the top
             ``1/reduction_factor`` of the trials at that rung (learning curves cross: some
             configurations start slowly and finish best). ``None`` (default): on with a
-            :class:`tune_mobster.MobsterSearcher` and the stopping rule, else the plain rule
-            decides. ``True`` warns once without such a searcher and raises with
+            :class:`tune_mobster.MobsterSearcher` and the stopping rule and one objective, else
+            the plain rule decides. ``True`` warns once without such a searcher and raises with
             ``type="promotion"`` (promotion resumes the best trials anyway); ``False`` is plain
             asynchronous successive halving.
     """
@@ -80,8 +97,8 @@ class MobsterScheduler(TrialScheduler):
     def __init__(
         self,
         time_attr: str = "training_iteration",
-        metric: str | None = None,
-        mode: str | None = None,
+        metric: str | Sequence[str] | None = None,
+        mode: str | Sequence[str] | None = None,
         max_t: int = 81,
         grace_period: int = 1,
         reduction_factor: float = 3,
@@ -94,8 +111,14 @@ class MobsterScheduler(TrialScheduler):
             raise ValueError(f"type must be 'stopping' or 'promotion', got {type!r}")
         if rescue_by_model and type != "stopping":
             raise ValueError("rescue_by_model applies to type='stopping' (promotion resumes the best trials anyway)")
-        if mode is not None:
-            minimising_sign(mode)  # the one check of a mode
+        # (`type` is the argument here, not the builtin.)
+        metric, mode = objectives.resolve_objectives(metric, mode, self.__class__.__name__)
+        num_objectives = len(metric) if objectives.is_multi(metric) else 1
+        if rescue_by_model and num_objectives > 1:
+            raise ValueError(
+                "rescue_by_model needs one objective: the model's prediction at max_t ranks trials by one "
+                f"metric, and with several ({metric}) no single value ranks them; leave it None or False"
+            )
         if brackets != "auto" and (not isinstance(brackets, int) or brackets < 1):
             raise ValueError(f"brackets must be an integer >= 1 or 'auto', got {brackets!r}")
         super().__init__()
@@ -105,7 +128,12 @@ class MobsterScheduler(TrialScheduler):
         self._promotion = type == "promotion"
         self._levels = rung_levels(grace_period, max_t, reduction_factor)
         self._table = RungTable(
-            self._levels, reduction_factor, promotion=self._promotion, brackets=brackets, seed=seed
+            self._levels,
+            reduction_factor,
+            promotion=self._promotion,
+            brackets=brackets,
+            seed=seed,
+            objectives=num_objectives,
         )
         self._known: set[str] = set()  # trials added (their rung state restored if any)
         self._paused_at: dict[str, float] = {}  # paused trial -> resource it paused at
@@ -114,12 +142,28 @@ class MobsterScheduler(TrialScheduler):
         self._nan_warned: set[str] = set()
         self._num_stopped = 0
         self._num_paused = 0
-        # None: on when a MobsterSearcher is linked (only the stopping rule stops at rungs).
-        self._rescue_by_model = rescue_by_model if type == "stopping" else False
+        # None: on when a MobsterSearcher is linked (only the stopping rule stops at rungs, and
+        # only one objective has a predicted value to rank by).
+        self._rescue_by_model = rescue_by_model if type == "stopping" and num_objectives == 1 else False
         self._num_rescued = 0
         self._rescue_warned = False
         self._searcher: MobsterSearcher | None = None
         self._fatal: MissingCheckpointError | None = None  # raised at the next step
+
+    @property
+    def metric(self) -> str | None:
+        """The metric Ray reads: the one metric, or ``None`` with several (see :attr:`metrics`)."""
+        return None if objectives.is_multi(self._metric) else self._metric
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metric names: one, or one per objective (empty while not set)."""
+        return objectives.names(self._metric)
+
+    @property
+    def modes(self) -> list[str]:
+        """``"min"`` or ``"max"`` per metric of :attr:`metrics` (empty while not set)."""
+        return objectives.names(self._mode)
 
     @property
     def rung_levels(self) -> list[int]:
@@ -132,7 +176,13 @@ class MobsterScheduler(TrialScheduler):
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         if (self._metric and metric) or (self._mode and mode):
-            return False
+            return False  # Ray then says that both the scheduler and TuneConfig set them
+        if isinstance(metric, (list, tuple)) or isinstance(mode, (list, tuple)):
+            # The rung table's number of objectives is fixed when it is built.
+            raise ValueError(
+                f"tune.TuneConfig sets metric={metric!r} and mode={mode!r}: give several objectives to "
+                "MobsterScheduler and MobsterSearcher directly, as lists of the same length"
+            )
         if metric:
             self._metric = metric
         if mode:
@@ -144,7 +194,7 @@ class MobsterScheduler(TrialScheduler):
     # ----- trials come and go ---------------------------------------------------------------
 
     def on_trial_add(self, tune_controller: TuneController, trial: Trial) -> None:
-        if not self._metric or self._mode not in ("min", "max"):
+        if not self._metric or not (objectives.is_multi(self._mode) or self._mode in ("min", "max")):
             raise ValueError(
                 f"{type(self).__name__} has no valid `metric` ({self._metric}) or `mode` ({self._mode}): "
                 "pass them to the scheduler or to tune.TuneConfig()"
@@ -168,10 +218,11 @@ class MobsterScheduler(TrialScheduler):
         trial_id = trial.trial_id
         if not self._continues_where_paused(trial_id, resource):
             return TrialScheduler.STOP
-        if self._metric not in result:
+        if not self._has_metrics(result):
             return TrialScheduler.STOP if resource >= self._levels[-1] else TrialScheduler.CONTINUE
         value = self._minimised(trial_id, result)
         decision = self._table.on_result(trial_id, resource, value)
+        # The rescue is off with several objectives (checked before math.isfinite sees a tuple).
         if decision == "stop" and self._rescue_by_model is not False and math.isfinite(value) and self._rescued(trial_id, result):
             self._num_rescued += 1
             return TrialScheduler.CONTINUE
@@ -184,7 +235,7 @@ class MobsterScheduler(TrialScheduler):
     def on_trial_complete(self, tune_controller: TuneController, trial: Trial, result: dict) -> None:
         # Also reached after our own STOP; a stopper's final result is recorded only here.
         resource = (result or {}).get(self._time_attr)
-        if isinstance(resource, (int, float)) and self._metric in result:
+        if isinstance(resource, (int, float)) and self._has_metrics(result):
             self._table.on_result(trial.trial_id, resource, self._minimised(trial.trial_id, result))
         self._forget(trial.trial_id)
         self._slot_freed(tune_controller)
@@ -280,15 +331,30 @@ class MobsterScheduler(TrialScheduler):
         results = searcher.reported_results(trial_id) if searcher else {}
         if not results:
             last = trial.last_result or {}
-            if isinstance(last.get(self._time_attr), (int, float)) and self._metric in last:
-                results = {last[self._time_attr]: last[self._metric]}
+            if isinstance(last.get(self._time_attr), (int, float)) and self._has_metrics(last):
+                results = {last[self._time_attr]: self._reported(last)}
         for resource in sorted(results):
-            value = self._minimised(trial_id, {self._metric: results[resource]})
+            # As reported: one value, or a tuple in the order of the metrics.
+            reported = results[resource]
+            values = reported if objectives.is_multi(self._metric) else (reported,)
+            value = self._minimised(trial_id, dict(zip(self.metrics, values)))
             self._table.on_result(trial_id, resource, value)
         if self._promotion and results:
             self._table.mark_promoted_below(trial_id, max(results))  # it reported beyond them
 
-    def _minimised(self, trial_id: str, result: dict) -> float:
+    def _has_metrics(self, result: dict) -> bool:
+        """Whether ``result`` holds every metric (never, while no metric is set)."""
+        return bool(self.metrics) and objectives.reported_values(result, self.metrics) is not None
+
+    def _reported(self, result: dict) -> Any:
+        """The metric's value in ``result`` as reported, or the tuple of the metrics' values."""
+        values = objectives.reported_values(result, self.metrics)
+        assert values is not None
+        return values if objectives.is_multi(self._metric) else values[0]
+
+    def _minimised(self, trial_id: str, result: dict) -> RungValue:
+        if objectives.is_multi(self._metric):
+            return self._minimised_vector(trial_id, result)
         value = result.get(self._metric)
         if not is_finite(value):
             message = (
@@ -298,6 +364,22 @@ class MobsterScheduler(TrialScheduler):
             warn_once(self._nan_warned, trial_id, message, RuntimeWarning, stacklevel=3)
             return math.nan
         return minimising_sign(self._mode) * float(value)
+
+    def _minimised_vector(self, trial_id: str, result: dict) -> tuple[float, ...]:
+        """The metrics' values, minimised, as the rung table takes them; NaN where one is not
+        finite (the table then stops the trial at its next rung)."""
+        values = [result.get(name) for name in self.metrics]
+        bad = [f"{name}={value!r}" for name, value in zip(self.metrics, values) if not is_finite(value)]
+        if bad:
+            message = (
+                f"MobsterScheduler: trial {trial_id} reported {', '.join(bad)}; "
+                "a non-finite value stops the trial at its next rung"
+            )
+            warn_once(self._nan_warned, trial_id, message, RuntimeWarning, stacklevel=4)
+        signs = minimising_signs(self.modes)
+        return tuple(
+            float(sign * value) if is_finite(value) else math.nan for sign, value in zip(signs, values)
+        )
 
     def _pause_or_continue(self, tune_controller: TuneController, trial_id: str, resource: float) -> str:
         """A trial reached a rung under promotion: pause it, unless it is itself the one to resume."""

@@ -22,10 +22,12 @@ from ray import cloudpickle
 from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searcher
 
 from mobster.history import TrialRecord
-from mobster.rungs import minimising_sign, next_level, rung_levels, validate_resources
+from mobster.multiobjective import MultiObjectiveSearcher
+from mobster.rungs import next_level, rung_levels, validate_resources
 from mobster.options import SearcherOptions
 from mobster.searcher import ModelBasedSearcher
 from mobster.warn import is_finite, warn_once
+from tune_mobster import objectives
 from tune_mobster.search_space import RaySearchSpace, convert_search_space
 
 #: Bumped when the layout of the saved state changes.
@@ -39,7 +41,8 @@ class _Trial:
     """What the searcher knows about one trial."""
 
     config: dict[str, Any]  # core configuration (parameter name -> core value)
-    results: dict[float, float] = field(default_factory=dict)  # resource -> finite reported value
+    # resource -> finite reported value (a tuple of them with several objectives)
+    results: dict[float, float | tuple[float, ...]] = field(default_factory=dict)
     last_resource: float | None = None  # latest resource reported, NaN values included
     finished: bool = False  # completed, stopped or failed
     paused: bool = False
@@ -60,9 +63,22 @@ class MobsterSearcher(Searcher):
     make them coincide. With FIFO every trial runs to the end, so the model sees full learning
     curves and acquires at the full budget once three trials have finished.
 
+    Several objectives: give ``metric`` and ``mode`` as lists of the same length
+    (``metric=["error", "params"], mode=["min", "min"]``), here and on the
+    ``MobsterScheduler`` (``tune.TuneConfig`` refuses a list ``mode``: leave its ``metric``
+    and ``mode`` unset). The GP is then fitted to ParEGO's random scalarisations of the
+    results (:class:`mobster.multiobjective.MultiObjectiveSearcher`), one random weighting per
+    suggestion, so that suggestions spread over the Pareto front; results are recorded as tuples
+    of the metrics' values (:meth:`reported_results`), a result missing one of the metrics is
+    ignored, as one missing the metric is with one objective, and a tuple with a non-finite value
+    is left out of the model (one warning per trial). :meth:`predicted_final` is then ``None``
+    (the scheduler's ``rescue_by_model`` is off).
+
     Args:
-        metric: The metric to optimise (or set it in ``tune.TuneConfig``).
-        mode: ``"min"`` or ``"max"`` (or set it in ``tune.TuneConfig``).
+        metric: The metric to optimise, or a list of metrics (or set a single one in
+            ``tune.TuneConfig``).
+        mode: ``"min"`` or ``"max"``, or a list of them, one per metric (or set a single one in
+            ``tune.TuneConfig``).
         points_to_evaluate: Configurations (nested like ``param_space``) to run first.
         seed: Seed of the random draws, so that a run can be repeated.
         space: A ``param_space``-like dict of ``tune.*`` domains, if not given to the Tuner.
@@ -92,8 +108,8 @@ class MobsterSearcher(Searcher):
 
     def __init__(
         self,
-        metric: str | None = None,
-        mode: str | None = None,
+        metric: str | Sequence[str] | None = None,
+        mode: str | Sequence[str] | None = None,
         *,
         points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
         seed: int | None = None,
@@ -107,10 +123,7 @@ class MobsterSearcher(Searcher):
         options: SearcherOptions | None = None,
         **overrides: Any,
     ) -> None:
-        if isinstance(metric, (list, tuple)) or isinstance(mode, (list, tuple)):
-            raise ValueError("MobsterSearcher optimises a single metric; got a list")
-        if mode is not None:
-            minimising_sign(mode)  # the one check of a mode
+        metric, mode = objectives.resolve_objectives(metric, mode, type(self).__name__)
         validate_resources(grace_period, max_t if max_t is not None else grace_period, reduction_factor)
         options = SearcherOptions.resolve(options, overrides, type(self).__name__)
         device = options.device
@@ -141,7 +154,7 @@ class MobsterSearcher(Searcher):
         self._space: RaySearchSpace | None = None
         self._raw_points = [dict(p) for p in points_to_evaluate or []]
         self._points: list[dict[str, Any]] = []
-        self._core: ModelBasedSearcher | None = None
+        self._core: ModelBasedSearcher | MultiObjectiveSearcher | None = None
         self._core_key: tuple | None = None
         if space:
             self._set_space(space)
@@ -151,6 +164,7 @@ class MobsterSearcher(Searcher):
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
     ) -> bool:
+        self._check_tune_objective(metric, mode)
         if self._space is not None:
             return False
         if metric:
@@ -256,8 +270,9 @@ class MobsterSearcher(Searcher):
         trial = self._trials.get(trial_id)
         return trial.first_level if trial else None
 
-    def reported_results(self, trial_id: str) -> dict[float, float]:
-        """Resource level to the finite metric value reported there (as reported, not negated)."""
+    def reported_results(self, trial_id: str) -> dict[float, float | tuple[float, ...]]:
+        """Resource level to the finite metric value reported there (as reported, not negated;
+        with several objectives a tuple of the metrics' values, in the order of ``metric``)."""
         trial = self._trials.get(trial_id)
         return dict(trial.results) if trial else {}
 
@@ -268,10 +283,11 @@ class MobsterSearcher(Searcher):
         means something) for every trial with results (of those in ``among`` and ``trial_id``
         when given), after recording ``result`` of ``trial_id`` (the scheduler decides on a
         result before the searcher is told of it). ``None`` while the model is not used (see
-        :meth:`mobster.searcher.ModelBasedSearcher.final_means`).
+        :meth:`mobster.searcher.ModelBasedSearcher.final_means`), and always with several
+        objectives (no single value at ``max_t`` ranks the trials).
         """
         trial = self._trials.get(trial_id)
-        if trial is None or self._space is None:
+        if trial is None or self._space is None or objectives.is_multi(self._metric):
             return None
         self._record(trial_id, trial, result)  # idempotent: on_trial_result records it again
         # The core answers from the model of its last suggestion (never fitting one here, in
@@ -282,6 +298,16 @@ class MobsterSearcher(Searcher):
         fresh = [k for k, (i, _) in enumerate(with_results) if i == trial_id]
         means = self._core_searcher().final_means([record for _, record in with_results], fresh=fresh)
         return None if means is None else {i: float(mean) for (i, _), mean in zip(with_results, means)}
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metric names: one, or one per objective (empty while not set)."""
+        return objectives.names(self._metric)
+
+    @property
+    def modes(self) -> list[str]:
+        """``"min"`` or ``"max"`` per metric of :attr:`metrics` (empty while not set)."""
+        return objectives.names(self._mode)
 
     @property
     def random_fallbacks(self) -> int:
@@ -302,6 +328,20 @@ class MobsterSearcher(Searcher):
         return rung_levels(self._grace_period, int(max_t), self._reduction_factor)
 
     # ----- internals ----------------------------------------------------------------------
+
+    def _check_tune_objective(self, metric: Any, mode: Any) -> None:
+        """Refuse what ``tune.TuneConfig`` sets when it would mix one objective with several:
+        before the experiment starts, not at the first result."""
+        if not any(isinstance(v, (list, tuple)) for v in (self._metric, metric, mode)):
+            return  # one objective: TuneConfig's metric and mode win, as always
+        for name, ours, theirs in (("metric", self._metric, metric), ("mode", self._mode, mode)):
+            if ours and theirs and objectives.names(ours) != objectives.names(theirs):
+                raise ValueError(
+                    f"{type(self).__name__} has {name}={ours!r} but tune.TuneConfig sets {name}={theirs!r}; "
+                    "with several objectives give metric and mode as lists to MobsterSearcher and "
+                    "MobsterScheduler only (tune.TuneConfig refuses a list mode)"
+                )
+        objectives.resolve_objectives(metric or self._metric, mode or self._mode, type(self).__name__)
 
     def _set_space(self, param_space: Mapping[str, Any]) -> None:
         self._space = convert_search_space(param_space)
@@ -352,6 +392,9 @@ class MobsterSearcher(Searcher):
         return sum(not t.finished and not t.paused for t in self._trials.values())
 
     def _record(self, trial_id: str, trial: _Trial, result: Mapping[str, Any]) -> None:
+        if objectives.is_multi(self._metric):
+            self._record_vector(trial_id, trial, result)
+            return
         resource = result.get(self._time_attr)
         if not isinstance(resource, (int, float)) or self._metric not in result:
             return
@@ -365,6 +408,23 @@ class MobsterSearcher(Searcher):
                 f"{self._time_attr}={resource}; non-finite values are left out of the model"
             )
             warn_once(self._nan_warned, trial_id, message, RuntimeWarning, stacklevel=2)
+
+    def _record_vector(self, trial_id: str, trial: _Trial, result: Mapping[str, Any]) -> None:
+        """``_record`` with several objectives: the metrics' values as one tuple."""
+        resource = result.get(self._time_attr)
+        values = objectives.reported_values(result, self.metrics)
+        if not isinstance(resource, (int, float)) or values is None:
+            return  # as a result without the metric with one objective
+        trial.last_resource = resource if trial.last_resource is None else max(trial.last_resource, resource)
+        if all(is_finite(value) for value in values):
+            trial.results[resource] = tuple(float(value) for value in values)
+        else:
+            bad = ", ".join(f"{name}={value!r}" for name, value in zip(self.metrics, values) if not is_finite(value))
+            message = (
+                f"MobsterSearcher: trial {trial_id} reported {bad} at {self._time_attr}={resource}; "
+                "results with a non-finite value are left out of the model"
+            )
+            warn_once(self._nan_warned, trial_id, message, RuntimeWarning, stacklevel=3)
 
     def _pending_level(self, trial: _Trial, levels: list[int]) -> int | None:
         """The rung at which a running or paused trial reports next (where it is fantasized)."""
@@ -385,23 +445,34 @@ class MobsterSearcher(Searcher):
             if wanted is None or i in wanted
         ]
 
-    def _core_searcher(self) -> ModelBasedSearcher:
+    def _core_searcher(self) -> ModelBasedSearcher | MultiObjectiveSearcher:
         """The core searcher for the current rung levels (rebuilt when they change)."""
         assert self._space is not None
         levels = self.rung_levels
-        key = (tuple(levels), self._mode, self._scheduler_eta)
+        key = (tuple(levels), tuple(self.modes), self._scheduler_eta)
         if self._core is None or self._core_key != key:
             # A fresh seed per rebuild: a restored or rebuilt core must not replay old draws.
             seed = None if self._seed is None else self._seed + len(self._trials)
-            self._core = ModelBasedSearcher(
-                self._space.space,
-                max_resource=levels[-1],
-                levels=levels,
-                mode=self._mode,
-                reduction_factor=self._scheduler_eta,
-                seed=seed,
-                options=self._options,
-            )
+            if objectives.is_multi(self._mode):  # ParEGO's scalarisations over the one GP
+                self._core = MultiObjectiveSearcher(
+                    self._space.space,
+                    modes=self.modes,
+                    max_resource=levels[-1],
+                    levels=levels,
+                    reduction_factor=self._scheduler_eta,
+                    seed=seed,
+                    options=self._options,
+                )
+            else:
+                self._core = ModelBasedSearcher(
+                    self._space.space,
+                    max_resource=levels[-1],
+                    levels=levels,
+                    mode=self._mode,
+                    reduction_factor=self._scheduler_eta,
+                    seed=seed,
+                    options=self._options,
+                )
             self._core_key = key
         return self._core
 
@@ -438,7 +509,9 @@ class MobsterSearcher(Searcher):
         return state
 
 
-def _suggest_yielding(core: ModelBasedSearcher, records: list[TrialRecord]) -> dict[str, Any]:
+def _suggest_yielding(
+    core: ModelBasedSearcher | MultiObjectiveSearcher, records: list[TrialRecord]
+) -> dict[str, Any]:
     """``core.suggest(records)`` in the driver thread, handing the GIL back to Ray's event loop
     within ``SWITCH_INTERVAL`` (CPython's default is 5 ms) while it runs.
 
