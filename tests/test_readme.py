@@ -40,13 +40,14 @@ def test_quickstart_runs_as_written(tmp_path: Path, module: str, printed: str) -
     assert 0.19 < float(best.group(1)) < 0.4
 
 
-def test_multi_objective_quickstart_runs_as_written(tmp_path: Path) -> None:
-    (block,) = [b for b in python_blocks() if "optuna_mobster.report" in b]
+@pytest.mark.parametrize("marker", ["optuna_mobster.report", "tune_mobster.MobsterSearcher(metric=METRICS"])
+def test_multi_objective_quickstart_runs_as_written(tmp_path: Path, marker: str) -> None:
+    (block,) = [b for b in python_blocks() if marker in b]
     script = tmp_path / "quickstart_mo.py"
     script.write_text(block)
     run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=540)
     assert run.returncode == 0, run.stderr[-3000:]
-    front = [(float(e), float(s)) for e, s in re.findall(r"front: error (\d\.\d{4}), size (\d+)", run.stdout)]
+    front = [(float(e), float(s)) for e, s in re.findall(r"front: error (\d\.\d{4}), (?:size|params) (\d+)", run.stdout)]
     assert front, run.stdout[-2000:]
     # A front: no printed point is dominated by another.
     for error, size in front:
