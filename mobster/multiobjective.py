@@ -187,7 +187,12 @@ class MultiObjectiveSearcher:
             if not model_turn:
                 return self.single.suggest_random(configs, rng=self._nehvi_rng) if trials else self.single.suggest(configs)
             try:
-                unit = self._nehvi_unit(trials)
+                with warnings.catch_warnings():
+                    # The joint covariance of the configurations seen and the candidates is
+                    # near-singular where they are close; linear_operator adds jitter and says
+                    # so, which no user can act on.
+                    warnings.filterwarnings("ignore", "A not p.d., added jitter", NumericalWarning)
+                    unit = self._nehvi_unit(trials)
             except LookupError:  # too little data, or nothing new among the candidates
                 return self.single.suggest_random(configs, rng=self._nehvi_rng)
             except Exception as error:  # numerical failure of a GP: never break the study
@@ -247,13 +252,9 @@ class MultiObjectiveSearcher:
         )
         anchors = baseline[torch.as_tensor(nondominated_fronts(-means.cpu().numpy()) == 0)].cpu().numpy()
         excluded = self.single._known(units)
-        with warnings.catch_warnings():
-            # The joint covariance of baseline and candidates is near-singular where they are
-            # close; linear_operator adds jitter and says so, which no user can act on.
-            warnings.filterwarnings("ignore", "A not p.d., added jitter", NumericalWarning)
-            return maximize_acquisition(
-                acquisition, space, self.single._known_test(excluded), self._nehvi_rng, kwargs, anchors[:5]
-            )
+        return maximize_acquisition(
+            acquisition, space, self.single._known_test(excluded), self._nehvi_rng, kwargs, anchors[:5]
+        )
 
 
 class _AtResource(torch.nn.Module):
