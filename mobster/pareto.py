@@ -18,13 +18,13 @@ from collections.abc import Hashable, Mapping, Sequence, Set
 
 import numpy as np
 
+from mobster.rungs import minimising_sign
+
 Vector = Sequence[float]
 
 
 def minimising_signs(modes: Sequence[str]) -> np.ndarray:
     """Per objective, the factor that makes it minimised (see :func:`mobster.rungs.minimising_sign`)."""
-    from mobster.rungs import minimising_sign
-
     return np.array([minimising_sign(mode) for mode in modes], dtype=float)
 
 
