@@ -74,7 +74,8 @@ def run_record(
         "scale": round(sim.scale, 6),
         "best": round(best, ERROR_DECIMALS),  # rounded as the errors are, so regret never dips below 0
         "charged": charged,
-        "completions": [[round(t, 2), round(f, 2), round(v, ERROR_DECIMALS)] for t, f, v in sim.completions],
+        # (charged time, free time, *values): one value (the error), or one per objective.
+        "completions": [[round(t, 2), round(f, 2), *(round(v, ERROR_DECIMALS) for v in values)] for t, f, *values in sim.completions],
         "asks": [[round(s.seconds, 5), s.trials_before, s.results_before] for s in sim.suggestions],
         "prune_seconds": round(sim.prune_seconds, 4),
         "tell_seconds": round(sim.tell_seconds, 4),
@@ -561,23 +562,24 @@ def summary_json(
     check_lines: Sequence[str],
 ) -> dict[str, Any]:
     """The summary as JSON-ready data (``inf`` written as the string ``"inf"``)."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    return clean(
+    return json_ready(
         {
             "benchmarks": [asdict(s) for s in summaries],
             "across_tasks": {g: {m: asdict(d) for m, d in by.items()} for g, by in dists.items()},
             "surrogate_check": list(check_lines),
         }
     )
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with non-finite floats as the strings ``"inf"``, ``"-inf"``, ``"nan"`` (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_ready(v) for v in value]
+    return value
 
 
 def plot_regret(
