@@ -80,6 +80,9 @@ DEFAULT_BENCHMARKS = ("kernel_sgd_digits", "mlp_digits", "lcbench-tuning")
 QUICK_TABLE = "kernel_sgd_digits"
 QUICK_SEEDS = 2
 QUICK_BUDGET_TRAININGS = 8
+#: Dashed lines for methods whose first trials coincide with another's (NSGA-II's and TPE's
+#: random start draws the same configurations from the same seed), so neither hides the other.
+LINE_STYLES = {"nsga2": "--"}
 #: Points of the time grid of the plots.
 PLOT_POINTS = 400
 
@@ -404,7 +407,7 @@ def plot_hypervolume(summary: BenchmarkFront, runs: Sequence[report.Run], path: 
         meta = METHODS.get(m.method)
         color = meta.color if meta else None
         ax.plot(times, np.median(curves, axis=0), color=color, lw=2 if m.method == "mobster-mo" else 1.4,
-                label=f"{meta.label if meta else m.method} ({len(group)} seeds)")
+                ls=LINE_STYLES.get(m.method, "-"), label=f"{meta.label if meta else m.method} ({len(group)} seeds)")
         ax.fill_between(times, np.quantile(curves, 0.25, axis=0), np.quantile(curves, 0.75, axis=0),
                         color=color, alpha=0.12, lw=0)
     ax.axhline(summary.target, color="grey", ls="--", lw=1, label="target (MO-ASHA median final)")
