@@ -38,7 +38,9 @@ interval and P(first vs MO-ASHA) follow ``docs/benchmark-protocol.md`` with "inc
 read as "hypervolume" (higher is better).
 
 Results: ``benchmarks/results/mo/budget-B``: ``runs/`` (one JSON per benchmark and method, merged
-as ``benchmarks/report.py`` does), ``summary.md``, ``summary.json`` and ``hypervolume_<benchmark>.png``.
+as ``benchmarks/report.py`` does), ``summary.md``, ``summary.json`` (with, per group of LCBench
+tasks, the distribution of each method's ratios, as the protocol reports them) and
+``hypervolume_<benchmark>.png``.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ from benchmarks import protocol, report  # noqa: E402
 from benchmarks.lcbench import MissingDataError  # noqa: E402
 from benchmarks.methods import MIN_RESOURCE, REDUCTION_FACTOR, Method  # noqa: E402
 from benchmarks.simulator import BUDGET_FULL_TRAININGS, DEFAULT_WORKERS, budget_seconds, simulate  # noqa: E402
-from benchmarks.suite import expand, groups, list_benchmarks, load_benchmark  # noqa: E402
+from benchmarks.suite import expand, groups, list_benchmarks, load_benchmark, task_group  # noqa: E402
 from benchmarks.tables import Evaluation  # noqa: E402
 from mobster import pareto  # noqa: E402
 
@@ -394,6 +396,25 @@ def format_table(summaries: Sequence[BenchmarkFront]) -> str:
     return head + "\n".join(lines) + "\n\n" + notes + "\n"
 
 
+def distributions(summaries: Sequence[BenchmarkFront]) -> dict[str, dict[str, protocol.Distribution]]:
+    """Per group of LCBench tasks and per method: the distribution of its ratios to MO-ASHA."""
+    out: dict[str, dict[str, protocol.Distribution]] = {}
+    for group in report.GROUPS:
+        members = [s for s in summaries if task_group(s.table) == group]
+        if not members:
+            continue
+        rows: dict[str, list[MethodFront]] = defaultdict(list)
+        for s in members:
+            for m in s.methods:
+                if m.method != BASELINE:
+                    rows[m.method].append(m)
+        out[group] = {
+            name: protocol.ratio_distribution([m.ttt_ratio for m in ms], [(m.ttt_ratio_low, m.ttt_ratio_high) for m in ms])
+            for name, ms in rows.items()
+        }
+    return out
+
+
 def plot_hypervolume(summary: BenchmarkFront, runs: Sequence[report.Run], path: Path) -> None:
     """Median normalised hypervolume over simulated time for every method (IQR shaded)."""
     import matplotlib
@@ -431,13 +452,16 @@ def write_report(out: Path, *, plots: bool = True) -> str:
     out = Path(out)
     runs = report.charged_runs(report.load_runs(out))
     summaries = summarise(runs)
-    text = format_table(summaries)
+    dists = distributions(summaries)
+    text = format_table(summaries) + report.format_distributions(dists, baseline_label="MO-ASHA", methods=METHODS)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text(text)
-    (out / "summary.json").write_text(
-        json.dumps(report.json_ready({"objectives": list(OBJECTIVES), "benchmarks": [asdict(s) for s in summaries]}),
-                   indent=1) + "\n"
-    )
+    data = {
+        "objectives": list(OBJECTIVES),
+        "benchmarks": [asdict(s) for s in summaries],
+        "across_tasks": {g: {m: asdict(d) for m, d in by.items()} for g, by in dists.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(report.json_ready(data), indent=1) + "\n")
     if plots:
         for s in summaries:
             plot_hypervolume(s, [r for r in runs if r["table"] == s.table], out / f"hypervolume_{s.table}.png")

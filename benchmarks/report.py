@@ -19,7 +19,7 @@ import argparse
 import json
 import math
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import protocol
-from benchmarks.methods import ABLATIONS, ALL_METHODS, BASELINE
+from benchmarks.methods import ABLATIONS, ALL_METHODS, BASELINE, Method
 from benchmarks.suite import task_group
 
 #: Regret plotted on a log axis: zero regret is drawn at this floor.
@@ -374,16 +374,23 @@ def distributions(
     return out
 
 
-def format_distributions(dists: dict[str, dict[str, protocol.Distribution]]) -> str:
+def format_distributions(
+    dists: dict[str, dict[str, protocol.Distribution]],
+    *,
+    baseline_label: str = "ASHA",
+    methods: Mapping[str, Method] = ALL_METHODS,
+) -> str:
+    """Per group of tasks, each method's ratios to the baseline's time to target, as a table;
+    ``methods`` give the labels (the multi-objective benchmark has its own, against MO-ASHA)."""
     lines = []
     for group, by_method in dists.items():
-        lines.append(f"\n{group}: median time to target vs ASHA's, across tasks\n")
+        lines.append(f"\n{group}: median time to target vs {baseline_label}'s, across tasks\n")
         lines.append(
             "| method | tasks | median ratio | tasks at <= 0.5x | tasks at <= 1.0x "
             "| clearly faster / slower (90% interval) |\n|---|---:|---:|---:|---:|---:|"
         )
         for name, d in by_method.items():
-            label = ALL_METHODS[name].label if name in ALL_METHODS else name
+            label = methods[name].label if name in methods else name
             lines.append(
                 f"| {label} | {d.benchmarks} | {format_ratio(d.median)} | {_share(d.at_most_half)} "
                 f"| {_share(d.at_most_one)} | {d.faster} / {d.slower} |"
