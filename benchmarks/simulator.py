@@ -16,6 +16,10 @@ The tuner is driven through ask-and-tell in this one process::
     trial.should_prune()                   # -> the worker is freed and asks again
     study.tell(trial, value | PRUNED)      # at the full resource, or when pruned
 
+With several objectives (``objectives=``, see :class:`StepObjectives`), each step reports a vector
+(``optuna_mobster.report`` / ``should_prune``: ``benchmarks/multiobjective.py``) and a trial at the
+full resource is told all of them; the loop is the same.
+
 The tuner is one process (one "driver"), as in one Optuna process or a central scheduler: its
 decisions are taken one after another, and the real CPU seconds they take (``ask``,
 ``report`` + ``should_prune``, ``tell``) are added to the simulated clock ("charged"). A worker
@@ -159,7 +163,7 @@ class StepObjectives(Protocol):
     def report_and_check(self, trial: optuna.Trial, values: tuple[float, ...], step: int) -> bool: ...
 
 
-class ValidationError:
+class ValidationErrorObjective:
     """One objective, the validation error at the step, through Optuna's own ``trial.report``."""
 
     directions: Sequence[str] = ("minimize",)
@@ -227,7 +231,7 @@ def simulate(
         clock: Measures decision time; CPU time of this process by default (robust to other
             processes sharing the machine). Tests pass a fake one.
         keep_events: Record every :class:`Event` (tests, debugging).
-        objectives: What each step reports; default :class:`ValidationError`. With several,
+        objectives: What each step reports; default :class:`ValidationErrorObjective`. With several,
             a completed trial is told all of them.
     """
     import optuna
@@ -236,7 +240,7 @@ def simulate(
     budget = budget_seconds(workers) if budget is None else budget
     scale = time_scale(table) if scale is None else scale
     space = distributions(table)
-    objectives = ValidationError() if objectives is None else objectives
+    objectives = ValidationErrorObjective() if objectives is None else objectives
     study = optuna.create_study(
         study_name=study_name,
         sampler=sampler,
