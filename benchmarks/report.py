@@ -19,7 +19,7 @@ import argparse
 import json
 import math
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import protocol
-from benchmarks.methods import ABLATIONS, ALL_METHODS, BASELINE
+from benchmarks.methods import ABLATIONS, ALL_METHODS, BASELINE, Method
 from benchmarks.suite import task_group
 
 #: Regret plotted on a log axis: zero regret is drawn at this floor.
@@ -74,7 +74,8 @@ def run_record(
         "scale": round(sim.scale, 6),
         "best": round(best, ERROR_DECIMALS),  # rounded as the errors are, so regret never dips below 0
         "charged": charged,
-        "completions": [[round(t, 2), round(f, 2), round(v, ERROR_DECIMALS)] for t, f, v in sim.completions],
+        # (charged time, free time, *values): one value (the error), or one per objective.
+        "completions": [[round(t, 2), round(f, 2), *(round(v, ERROR_DECIMALS) for v in values)] for t, f, *values in sim.completions],
         "asks": [[round(s.seconds, 5), s.trials_before, s.results_before] for s in sim.suggestions],
         "prune_seconds": round(sim.prune_seconds, 4),
         "tell_seconds": round(sim.tell_seconds, 4),
@@ -373,16 +374,23 @@ def distributions(
     return out
 
 
-def format_distributions(dists: dict[str, dict[str, protocol.Distribution]]) -> str:
+def format_distributions(
+    dists: dict[str, dict[str, protocol.Distribution]],
+    *,
+    baseline_label: str = "ASHA",
+    methods: Mapping[str, Method] = ALL_METHODS,
+) -> str:
+    """Per group of tasks, each method's ratios to the baseline's time to target, as a table;
+    ``methods`` give the labels (the multi-objective benchmark has its own, against MO-ASHA)."""
     lines = []
     for group, by_method in dists.items():
-        lines.append(f"\n{group}: median time to target vs ASHA's, across tasks\n")
+        lines.append(f"\n{group}: median time to target vs {baseline_label}'s, across tasks\n")
         lines.append(
             "| method | tasks | median ratio | tasks at <= 0.5x | tasks at <= 1.0x "
             "| clearly faster / slower (90% interval) |\n|---|---:|---:|---:|---:|---:|"
         )
         for name, d in by_method.items():
-            label = ALL_METHODS[name].label if name in ALL_METHODS else name
+            label = methods[name].label if name in methods else name
             lines.append(
                 f"| {label} | {d.benchmarks} | {format_ratio(d.median)} | {_share(d.at_most_half)} "
                 f"| {_share(d.at_most_one)} | {d.faster} / {d.slower} |"
@@ -561,23 +569,24 @@ def summary_json(
     check_lines: Sequence[str],
 ) -> dict[str, Any]:
     """The summary as JSON-ready data (``inf`` written as the string ``"inf"``)."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    return clean(
+    return json_ready(
         {
             "benchmarks": [asdict(s) for s in summaries],
             "across_tasks": {g: {m: asdict(d) for m, d in by.items()} for g, by in dists.items()},
             "surrogate_check": list(check_lines),
         }
     )
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with non-finite floats as the strings ``"inf"``, ``"-inf"``, ``"nan"`` (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_ready(v) for v in value]
+    return value
 
 
 def plot_regret(

@@ -33,7 +33,7 @@ import hashlib  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from multiprocessing import get_context  # noqa: E402
@@ -151,10 +151,11 @@ def plan(
     budget: float,
     charge: bool,
     first_seed: int = 0,
+    baseline: str = BASELINE,
 ) -> list[Job]:
     """Every job of the grid; ``seeds=None`` gives each benchmark the protocol's number from ``first_seed``."""
-    # Seed-major order: partial results cover every method of a table early, ASHA first (the target).
-    order = sorted(methods, key=lambda m: m != BASELINE)
+    # Seed-major order: partial results cover every method of a table early, the baseline first (the target).
+    order = sorted(methods, key=lambda m: m != baseline)
     return [
         Job(t, m, s, workers, budget, charge)
         for t in tables
@@ -167,16 +168,28 @@ def done_keys(out: Path) -> set[tuple[str, str, int, int, bool]]:
     return {(r["table"], r["method"], r["seed"], r["workers"], r.get("charged", True)) for r in report.load_runs(out)}
 
 
-def execute(jobs: Sequence[Job], out: Path, n_jobs: int = 1) -> None:
-    """Run ``jobs`` (``n_jobs`` processes at a time), storing each result as soon as it is done."""
+def describe_regret(run: report.Run) -> str:
+    """The middle of a progress line: the run's final regret."""
+    return f"final regret {report.final_incumbent(run) - run['best']:.4f}"
+
+
+def execute(
+    jobs: Sequence[Job],
+    out: Path,
+    n_jobs: int = 1,
+    runner: Callable[[Job], report.Run] = run_job,
+    describe: Callable[[report.Run], str] = describe_regret,
+) -> None:
+    """Run ``jobs`` (``n_jobs`` processes at a time) with ``runner`` (a top-level function: worker
+    processes import it), storing each result as soon as it is done, and print one line per run
+    (``describe`` says what it reached)."""
     started = time.perf_counter()
 
     def progress(i: int, job: Job, run: report.Run) -> None:
-        regret = report.final_incumbent(run) - run["best"]
         asks = [a[0] for a in run["asks"]]
         print(
             f"[{i}/{len(jobs)}] {job.table:<20} {job.method:<14} seed {job.seed:<3} "
-            f"trials {run['n_trials']:>4}  final regret {regret:.4f}  "
+            f"trials {run['n_trials']:>4}  {describe(run)}  "
             + (f"MODEL FAILURES {run['model_failures']}  " if run.get("model_failures") else "")
             + f"ask {sum(asks) / max(len(asks), 1):.3f} s/suggestion  "
             f"run {run['wall_seconds']:.1f} s  elapsed {time.perf_counter() - started:.0f} s",
@@ -185,12 +198,12 @@ def execute(jobs: Sequence[Job], out: Path, n_jobs: int = 1) -> None:
 
     if n_jobs <= 1:
         for i, job in enumerate(jobs, 1):
-            run = run_job(job)
+            run = runner(job)
             report.save_runs(out, [run])
             progress(i, job, run)
         return
     with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_job, job): job for job in jobs}
+        futures = {pool.submit(runner, job): job for job in jobs}
         for i, future in enumerate(as_completed(futures), 1):
             run = future.result()
             report.save_runs(out, [run])

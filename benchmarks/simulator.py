@@ -16,6 +16,10 @@ The tuner is driven through ask-and-tell in this one process::
     trial.should_prune()                   # -> the worker is freed and asks again
     study.tell(trial, value | PRUNED)      # at the full resource, or when pruned
 
+With several objectives (``objectives=``, see :class:`StepObjectives`), each step reports a vector
+(``optuna_mobster.report`` / ``should_prune``: ``benchmarks/multiobjective.py``) and a trial at the
+full resource is told all of them; the loop is the same.
+
 The tuner is one process (one "driver"), as in one Optuna process or a central scheduler: its
 decisions are taken one after another, and the real CPU seconds they take (``ask``,
 ``report`` + ``should_prune``, ``tell``) are added to the simulated clock ("charged"). A worker
@@ -27,9 +31,9 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -112,8 +116,10 @@ class Suggestion:
 class Simulation:
     """Everything one simulated run produced.
 
-    ``completions`` holds ``(charged time, free time, error)`` of each trial that reached the full
-    resource, in the order they were handled; the incumbent is their running minimum. ``rows``
+    ``completions`` holds ``(charged time, free time, *values)`` of each trial that reached the
+    full resource, in the order they were handled: ``values`` is ``(error,)`` with one objective,
+    whose running minimum is the incumbent, or every objective's value
+    (:class:`StepObjectives`). ``rows``
     is the :attr:`Evaluation.key` of each trial (a table's row), in trial order;
     ``incumbent_config`` the parameters of the final incumbent.
     """
@@ -122,7 +128,7 @@ class Simulation:
     workers: int
     budget: float
     scale: float
-    completions: list[tuple[float, float, float]] = field(default_factory=list)
+    completions: list[tuple[float, ...]] = field(default_factory=list)
     suggestions: list[Suggestion] = field(default_factory=list)
     prune_seconds: float = 0.0
     tell_seconds: float = 0.0
@@ -140,6 +146,34 @@ class Simulation:
     def final_incumbent(self) -> float:
         """Best error at the full resource within the budget (``inf`` if no trial finished)."""
         return min((c[2] for c in self.completions), default=float("inf"))
+
+
+class StepObjectives(Protocol):
+    """What a trial reports after each unit, and how: the simulator's one point of variation.
+
+    ``values`` are the objectives after ``step`` units (the first is the validation error, which
+    events and the incumbent use), ``report_and_check`` reports them and asks the pruner;
+    ``directions`` are the study's.
+    """
+
+    directions: Sequence[str]
+
+    def values(self, curve: Evaluation, step: int, scale: float) -> tuple[float, ...]: ...
+
+    def report_and_check(self, trial: optuna.Trial, values: tuple[float, ...], step: int) -> bool: ...
+
+
+class ValidationErrorObjective:
+    """One objective, the validation error at the step, through Optuna's own ``trial.report``."""
+
+    directions: Sequence[str] = ("minimize",)
+
+    def values(self, curve: Evaluation, step: int, scale: float) -> tuple[float, ...]:
+        return (float(curve.errors[step - 1]),)
+
+    def report_and_check(self, trial: optuna.Trial, values: tuple[float, ...], step: int) -> bool:
+        trial.report(values[0], step)
+        return trial.should_prune()
 
 
 @dataclass
@@ -182,6 +216,7 @@ def simulate(
     study_name: str = "simulation",
     clock: Callable[[], float] = time.process_time,
     keep_events: bool = False,
+    objectives: StepObjectives | None = None,
 ) -> Simulation:
     """Run one asynchronous tuning of ``table`` with ``sampler`` + ``pruner`` in simulated time.
 
@@ -196,6 +231,8 @@ def simulate(
         clock: Measures decision time; CPU time of this process by default (robust to other
             processes sharing the machine). Tests pass a fake one.
         keep_events: Record every :class:`Event` (tests, debugging).
+        objectives: What each step reports; default :class:`ValidationErrorObjective`. With several,
+            a completed trial is told all of them.
     """
     import optuna
     from optuna.trial import TrialState
@@ -203,8 +240,13 @@ def simulate(
     budget = budget_seconds(workers) if budget is None else budget
     scale = time_scale(table) if scale is None else scale
     space = distributions(table)
+    objectives = ValidationErrorObjective() if objectives is None else objectives
     study = optuna.create_study(
-        study_name=study_name, sampler=sampler, pruner=pruner, storage=optuna.storages.InMemoryStorage()
+        study_name=study_name,
+        sampler=sampler,
+        pruner=pruner,
+        storage=optuna.storages.InMemoryStorage(),
+        directions=list(objectives.directions),
     )
     sim = Simulation(table=table.name, workers=workers, budget=budget, scale=scale)
     driver = _Driver(clock, charge_decisions)
@@ -246,23 +288,20 @@ def simulate(
         job = running[worker]
         job.units_done += 1
         step = job.units_done
-        value = float(job.curve.errors[step - 1])
+        values = objectives.values(job.curve, step, scale)
+        value = values[0]  # the validation error
         free_now = now - waited[worker]
-
-        def report_and_check() -> bool:
-            job.trial.report(value, step)
-            return job.trial.should_prune()
-
-        pruned, seen, seconds = driver.decide(now, report_and_check)
+        pruned, seen, seconds = driver.decide(now, lambda: objectives.report_and_check(job.trial, values, step))
         sim.prune_seconds += seconds
         results += 1
         log(seen, worker, job.trial.number, "report", step, value)
         if step == table.max_resource:
             # Counted when the driver sees it, which is ``now`` unless it was busy.
-            if value < sim.final_incumbent():
+            if len(values) == 1 and value < sim.final_incumbent():
                 sim.incumbent_config = dict(job.trial.params)
-            sim.completions.append((seen, free_now, value))
-            _, begin, seconds = driver.decide(now, lambda: study.tell(job.trial, value))
+            sim.completions.append((seen, free_now, *values))
+            told = value if len(values) == 1 else list(values)
+            _, begin, seconds = driver.decide(now, lambda: study.tell(job.trial, told))
             sim.tell_seconds += seconds
             log(begin, worker, job.trial.number, "complete", step, value)
         elif pruned:

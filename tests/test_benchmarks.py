@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from benchmarks import protocol, report
 from benchmarks.simulator import simulate
-from benchmarks.tables import Parameter, Table, halving_results, load_table
+from benchmarks.tables import Evaluation, Parameter, Table, halving_results, load_table
 
 
 def three_config_table() -> Table:
@@ -288,3 +288,62 @@ def test_scale_benchmark_measures_the_core_and_times_callbacks() -> None:
     summary = timer.summary(wall=10.0)
     assert summary["calls"] == 2 and summary["per_callback"]["scheduler.on_trial_result"]["calls"] == 2
     assert 0 <= summary["share"] < 1 and summary["max_s"] >= summary["p99_s"] > 0
+
+
+def test_mo_hypervolume_over_time_of_hand_made_completions() -> None:
+    from benchmarks import multiobjective as mo
+
+    # (charged time, free time, error, cost); the box spans error 0.2..0.6 and cost 100..300.
+    completions = [
+        (10.0, 9.0, 0.2, 300.0),  # best error, dearest: normalised (0, 1)
+        (20.0, 18.0, 0.6, 100.0),  # worst error, cheapest: (1, 0)
+        (25.0, 22.0, 0.6, 300.0),  # dominated by both: adds nothing
+        (30.0, 27.0, 0.4, 200.0),  # the middle: (0.5, 0.5)
+    ]
+    box = mo.ObjectiveBox.of_runs([{"completions": completions}])
+    assert box.low == (0.2, 100.0) and box.high == (0.6, 300.0)
+    box_area = mo.REFERENCE**2
+    first = 1.1 * 0.1  # (0, 1) against the reference (1.1, 1.1)
+    both = first + 0.1 * 1.1 - 0.1 * 0.1  # (1, 0) adds its own box less the shared corner
+    all_three = 1.1 * 0.1 + 0.6 * 0.5 + 0.1 * 0.5  # the staircase (0, 1), (0.5, 0.5), (1, 0)
+    times = np.array([0.0, 9.99, 10.0, 15.0, 20.0, 25.0, 29.0, 30.0, 1000.0])
+    expected = np.array([0, 0, first, first, both, both, both, all_three, all_three]) / box_area
+    assert mo.hypervolume_at(completions, times, box) == pytest.approx(expected)
+    run = {"completions": completions}
+    assert mo.final_hypervolume(run, box) == pytest.approx(all_three / box_area)
+    assert mo.time_to_hypervolume(run, both / box_area, box) == 20.0
+    assert mo.time_to_hypervolume(run, 0.99, box) == math.inf
+    # The cost objective: mean seconds per unit so far x the maximum resource x the time scale.
+    curve = Evaluation(errors=np.array([0.5, 0.4, 0.3]), seconds=np.array([1.0, 3.0, 2.0]), key=0)
+    assert mo.ErrorAndTrainingCost(max_resource=3).values(curve, 2, scale=10.0) == pytest.approx((0.4, 60.0))
+
+
+def test_mo_quick_mode_on_one_table_writes_runs_summary_and_plot(tmp_path: Any, capsys: Any) -> None:
+    from benchmarks import multiobjective as mo
+
+    table = mo.QUICK_TABLE
+    text = mo.main(["--quick", "--tables", table, "--budget-trainings", "6", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "front" in printed and "| benchmark | method |" in printed and "final HV" in text
+    runs = report.load_runs(tmp_path)
+    assert sorted((r["method"], r["seed"]) for r in runs) == sorted(
+        itertools.product(mo.METHODS, range(mo.QUICK_SEEDS))
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (bench,) = summary["benchmarks"]
+    assert bench["table"] == table and [m["method"] for m in bench["methods"]] == list(mo.METHODS)
+    baseline = next(m for m in bench["methods"] if m["method"] == mo.BASELINE)
+    assert baseline["first_share"] == pytest.approx(0.5) and baseline["reached"] >= 1
+    box = mo.ObjectiveBox(tuple(bench["box"]["low"]), tuple(bench["box"]["high"]))
+    times = np.linspace(0.0, bench["budget"], 200)
+    for run in runs:
+        assert run["objectives"] == ["error", "cost"] and all(len(c) == 4 and c[3] > 0 for c in run["completions"])
+        volumes = mo.hypervolume_at(run["completions"], times, box)
+        assert np.all((volumes >= 0) & (volumes <= 1)) and np.all(np.diff(volumes) >= 0)
+        assert volumes[-1] == pytest.approx(mo.final_hypervolume(run, box))
+    png = tmp_path / f"hypervolume_{table}.png"
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "summary.md").read_text().startswith("| benchmark |")
+    # Stored runs are skipped on a second invocation.
+    mo.main(["--quick", "--tables", table, "--budget-trainings", "6", "--out", str(tmp_path), "--skip-done", "--no-report"])
+    assert capsys.readouterr().out.startswith("0 runs")
