@@ -327,11 +327,11 @@ def test_mo_quick_mode_on_one_table_writes_runs_summary_and_plot(tmp_path: Any, 
     assert "front" in printed and "| benchmark | method |" in printed and "final HV" in text
     runs = report.load_runs(tmp_path)
     assert sorted((r["method"], r["seed"]) for r in runs) == sorted(
-        itertools.product(mo.METHODS, range(mo.QUICK_SEEDS))
+        itertools.product(mo.DEFAULT_METHODS, range(mo.QUICK_SEEDS))
     )
     summary = json.loads((tmp_path / "summary.json").read_text())
     (bench,) = summary["benchmarks"]
-    assert bench["table"] == table and [m["method"] for m in bench["methods"]] == list(mo.METHODS)
+    assert bench["table"] == table and [m["method"] for m in bench["methods"]] == list(mo.DEFAULT_METHODS)
     baseline = next(m for m in bench["methods"] if m["method"] == mo.BASELINE)
     assert baseline["first_share"] == pytest.approx(0.5) and baseline["reached"] >= 1
     box = mo.ObjectiveBox(tuple(bench["box"]["low"]), tuple(bench["box"]["high"]))
