@@ -67,7 +67,7 @@ import numpy as np  # noqa: E402
 from benchmarks import protocol, report  # noqa: E402
 from benchmarks.lcbench import MissingDataError  # noqa: E402
 from benchmarks.methods import MIN_RESOURCE, REDUCTION_FACTOR, Method  # noqa: E402
-from benchmarks.simulator import BUDGET_FULL_TRAININGS, DEFAULT_WORKERS, budget_seconds, simulate  # noqa: E402
+from benchmarks.simulator import BUDGET_FULL_TRAININGS, budget_seconds, simulate  # noqa: E402
 from benchmarks.suite import expand, groups, list_benchmarks, load_benchmark, task_group  # noqa: E402
 from benchmarks.tables import Evaluation  # noqa: E402
 from mobster import pareto  # noqa: E402
@@ -505,15 +505,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default: the protocol's, "
                         f"{single.REAL_SEEDS} on a real table and {single.LCBENCH_SEEDS} on an LCBench task; "
                         f"{QUICK_SEEDS} with --quick)")
-    parser.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST .. FIRST+SEEDS-1")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="asynchronous workers K (default 4)")
-    parser.add_argument("--budget-trainings", type=float, default=None,
-                        help=f"budget in median full trainings on one worker (default {BUDGET_FULL_TRAININGS})")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="results folder (default benchmarks/results/mo/budget-B, out/mo-quick with --quick)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default 1)")
-    parser.add_argument("--skip-done", action="store_true", help="skip runs already stored under OUT")
-    parser.add_argument("--no-report", action="store_true", help="only run and store; report later")
+    single.add_grid_arguments(parser, "benchmarks/results/mo/budget-B, out/mo-quick with --quick")
     return parser.parse_args(argv)
 
 

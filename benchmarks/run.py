@@ -224,18 +224,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--ablations", action="store_true", help="run the ablations (instead of --methods)")
     parser.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default {REAL_SEEDS} on a real "
                         f"table, {LCBENCH_SEEDS} on an LCBench task, {QUICK_SEEDS} with --quick)")
+    parser.add_argument("--free", action="store_true", help="do not charge decision time to the clock")
+    add_grid_arguments(parser, "benchmarks/results/v2/budget-B, out/benchmarks-quick with --quick")
+    return parser.parse_args(argv)
+
+
+def add_grid_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """The options every simulated grid takes (this one and the multi-objective one): seeds from,
+    workers, budget, results folder, processes, resuming and reporting."""
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST .. FIRST+SEEDS-1")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="asynchronous workers K (default 4)")
     parser.add_argument("--budget-trainings", type=float, default=None,
                         help=f"budget in median full trainings on one worker (default {BUDGET_FULL_TRAININGS}; "
                         f"the protocol's are {' and '.join(map(str, BUDGETS))})")
-    parser.add_argument("--free", action="store_true", help="do not charge decision time to the clock")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="results folder (default benchmarks/results/v2/budget-B, out/benchmarks-quick with --quick)")
+    parser.add_argument("--out", type=Path, default=None, help=f"results folder (default {default_out})")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default 1)")
     parser.add_argument("--skip-done", action="store_true", help="skip runs already stored under OUT")
     parser.add_argument("--no-report", action="store_true", help="only run and store; report later")
-    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> str:

@@ -100,14 +100,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-@pytest.mark.slow
-def test_restore_after_sigkill_continues_the_search(tmp_path) -> None:
-    script = tmp_path / "driver.py"
-    script.write_text(DRIVER)
-    log = tmp_path / "progress.jsonl"
-    storage = tmp_path / "results"
-    command = [sys.executable, str(script), str(storage), str(log)]
-
+def run_and_kill(command: list[str], log: Path, storage: Path) -> None:
+    """Start the driver, and SIGKILL it (with the Ray processes it started) once five trials have
+    started and one has finished, while Ray's experiment state file holds whole JSON."""
     driver = subprocess.Popen(
         command + ["run"], cwd=REPO, env=_env(), start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -128,6 +123,17 @@ def test_restore_after_sigkill_continues_the_search(tmp_path) -> None:
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
         driver.wait()
+
+
+@pytest.mark.slow
+def test_restore_after_sigkill_continues_the_search(tmp_path) -> None:
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    log = tmp_path / "progress.jsonl"
+    storage = tmp_path / "results"
+    command = [sys.executable, str(script), str(storage), str(log)]
+
+    run_and_kill(command, log, storage)
     before = _read_log(log)
     finished_before = {trial: loss for trial, iteration, loss in before if iteration == 9}
 

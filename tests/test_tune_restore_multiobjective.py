@@ -5,16 +5,13 @@ tests/test_tune_restore.py, whose kill-and-restore helpers this reuses)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
-from test_tune_restore import REPO, _env, _read_log, _state_is_whole
+from test_tune_restore import REPO, _env, _read_log, run_and_kill
 
 NUM_SAMPLES = 8
 
@@ -83,26 +80,7 @@ def test_restore_after_sigkill_rebuilds_pareto_rungs(tmp_path) -> None:
     storage = tmp_path / "results"
     command = [sys.executable, str(script), str(storage), str(log)]
 
-    driver = subprocess.Popen(
-        command + ["run"], cwd=REPO, env=_env(), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and driver.poll() is None:
-            entries = _read_log(log)
-            started = {trial for trial, _, _ in entries}
-            finished = {trial for trial, iteration, _ in entries if iteration == 9}
-            if len(started) >= 5 and finished:
-                break
-            time.sleep(0.5)
-        assert driver.poll() is None, "the experiment ended before it could be killed"
-        time.sleep(1.0)  # let the experiment state be saved after the last result
-        while time.monotonic() < deadline and not _state_is_whole(storage):
-            time.sleep(0.05)  # not in the middle of a write
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
-        driver.wait()
+    run_and_kill(command, log, storage)
     finished_before = {trial: error for trial, iteration, error in _read_log(log) if iteration == 9}
 
     restored = subprocess.run(

@@ -56,6 +56,24 @@ def is_multi(metric: Objective) -> bool:
     return isinstance(metric, list)
 
 
+class ObjectiveNames:
+    """The ``metrics`` and ``modes`` both Ray plugins show, from their resolved ``_metric`` and
+    ``_mode``."""
+
+    _metric: Objective
+    _mode: Objective
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metric names: one, or one per objective (empty while not set)."""
+        return names(self._metric)
+
+    @property
+    def modes(self) -> list[str]:
+        """``"min"`` or ``"max"`` per metric of :attr:`metrics` (empty while not set)."""
+        return names(self._mode)
+
+
 def reported_values(result: Any, metrics: Sequence[str]) -> tuple[Any, ...] | None:
     """The values of ``metrics`` in ``result``, or ``None`` when one of them is missing."""
     if not all(name in result for name in metrics):

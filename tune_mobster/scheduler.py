@@ -38,7 +38,7 @@ _DECISIONS = {
 }
 
 
-class MobsterScheduler(TrialScheduler):
+class MobsterScheduler(TrialScheduler, objectives.ObjectiveNames):
     """MOBSTER's scheduler: asynchronous successive halving with Hyperband brackets.
 
     Rung levels are ``grace_period * reduction_factor**k`` below ``max_t``, and ``max_t``.
@@ -154,16 +154,6 @@ class MobsterScheduler(TrialScheduler):
     def metric(self) -> str | None:
         """The metric Ray reads: the one metric, or ``None`` with several (see :attr:`metrics`)."""
         return None if objectives.is_multi(self._metric) else self._metric
-
-    @property
-    def metrics(self) -> list[str]:
-        """The metric names: one, or one per objective (empty while not set)."""
-        return objectives.names(self._metric)
-
-    @property
-    def modes(self) -> list[str]:
-        """``"min"`` or ``"max"`` per metric of :attr:`metrics` (empty while not set)."""
-        return objectives.names(self._mode)
 
     @property
     def rung_levels(self) -> list[int]:

@@ -49,7 +49,7 @@ class _Trial:
     first_level: int | None = None  # first rung of its Hyperband bracket, set by the scheduler
 
 
-class MobsterSearcher(Searcher):
+class MobsterSearcher(Searcher, objectives.ObjectiveNames):
     """MOBSTER's searcher: a joint Gaussian process over (configuration, resource).
 
     It observes the results of every trial at rung levels, fantasizes running and paused
@@ -298,16 +298,6 @@ class MobsterSearcher(Searcher):
         fresh = [k for k, (i, _) in enumerate(with_results) if i == trial_id]
         means = self._core_searcher().final_means([record for _, record in with_results], fresh=fresh)
         return None if means is None else {i: float(mean) for (i, _), mean in zip(with_results, means)}
-
-    @property
-    def metrics(self) -> list[str]:
-        """The metric names: one, or one per objective (empty while not set)."""
-        return objectives.names(self._metric)
-
-    @property
-    def modes(self) -> list[str]:
-        """``"min"`` or ``"max"`` per metric of :attr:`metrics` (empty while not set)."""
-        return objectives.names(self._mode)
 
     @property
     def random_fallbacks(self) -> int:
