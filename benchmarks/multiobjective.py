@@ -55,7 +55,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
@@ -67,7 +66,7 @@ import numpy as np  # noqa: E402
 from benchmarks import protocol, report  # noqa: E402
 from benchmarks.lcbench import MissingDataError  # noqa: E402
 from benchmarks.methods import MIN_RESOURCE, REDUCTION_FACTOR, Method  # noqa: E402
-from benchmarks.simulator import BUDGET_FULL_TRAININGS, budget_seconds, simulate  # noqa: E402
+from benchmarks.simulator import BUDGET_FULL_TRAININGS, budget_seconds  # noqa: E402
 from benchmarks.suite import expand, groups, list_benchmarks, load_benchmark, task_group  # noqa: E402
 from benchmarks.tables import Evaluation  # noqa: E402
 from mobster import pareto  # noqa: E402
@@ -192,31 +191,7 @@ def make(name: str, seed: int, max_resource: int) -> tuple[BaseSampler, BasePrun
 
 def run_job(job: single.Job) -> report.Run:
     """Simulate one run with both objectives and return its JSON record (a worker's entry point)."""
-    single.pin_threads()
-    table = load_benchmark(job.table)
-    code = single.code_version()
-    sampler, pruner = make(job.method, job.seed, table.max_resource)
-    started = time.perf_counter()
-    sim = simulate(
-        table,
-        sampler,
-        pruner,
-        workers=job.workers,
-        budget=budget_seconds(job.workers, job.budget_trainings),
-        charge_decisions=job.charge,
-        study_name=f"{job.table}-{job.method}-{job.seed}",
-        objectives=ErrorAndTrainingCost(table.max_resource),
-    )
-    record = report.run_record(
-        sim,
-        method=job.method,
-        seed=job.seed,
-        best=table.best_final_error(),
-        wall_seconds=time.perf_counter() - started,
-        charged=job.charge,
-        code=code,
-        model_failures=getattr(sampler, "model_failures", 0),
-    )
+    record = single.simulate_job(job, make, lambda table: ErrorAndTrainingCost(table.max_resource))
     record["objectives"] = list(OBJECTIVES)
     return record
 

@@ -38,10 +38,22 @@ from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from multiprocessing import get_context  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 from benchmarks import report  # noqa: E402
 from benchmarks.methods import ABLATIONS, BASELINE, METHODS, OPTUNA_METHODS, make  # noqa: E402
-from benchmarks.simulator import BUDGET_FULL_TRAININGS, DEFAULT_WORKERS, budget_seconds, simulate  # noqa: E402
+from benchmarks.simulator import (  # noqa: E402
+    BUDGET_FULL_TRAININGS,
+    DEFAULT_WORKERS,
+    StepObjectives,
+    budget_seconds,
+    simulate,
+)
+from benchmarks.tables import Benchmark  # noqa: E402
+
+if TYPE_CHECKING:
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
 from benchmarks.lcbench import MissingDataError, require_data  # noqa: E402
 from benchmarks.suite import expand, groups, list_benchmarks, load_benchmark, task_group  # noqa: E402
 
@@ -97,10 +109,20 @@ def pin_threads() -> None:
 
 def run_job(job: Job) -> report.Run:
     """Simulate one run and return its JSON record (also the entry point of worker processes)."""
+    return simulate_job(job, make)
+
+
+def simulate_job(
+    job: Job,
+    make_tuner: Callable[[str, int, int], tuple[BaseSampler, BasePruner]],
+    objectives: Callable[[Benchmark], StepObjectives] | None = None,
+) -> report.Run:
+    """One run of ``job`` with the tuner ``make_tuner(method, seed, max_resource)`` gives, and its
+    JSON record; ``objectives(benchmark)``: what each step reports (default: the validation error)."""
     pin_threads()
     table = load_benchmark(job.table)
     code = code_version()
-    sampler, pruner = make(job.method, job.seed, table.max_resource)
+    sampler, pruner = make_tuner(job.method, job.seed, table.max_resource)
     started = time.perf_counter()
     sim = simulate(
         table,
@@ -110,6 +132,7 @@ def run_job(job: Job) -> report.Run:
         budget=budget_seconds(job.workers, job.budget_trainings),
         charge_decisions=job.charge,
         study_name=f"{job.table}-{job.method}-{job.seed}",
+        objectives=None if objectives is None else objectives(table),
     )
     return report.run_record(
         sim,
