@@ -152,7 +152,7 @@ def test_mobster_multi_objective_study_in_threads_prunes_and_models() -> None:
 def test_two_processes_on_one_sqlite_file(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'mo.db'}"
     optuna.create_study(study_name="mo", storage=storage, directions=["minimize", "minimize"])
-    command = [sys.executable, str(TESTS / "optuna_mo_worker.py"), storage, "mo", "8"]
+    command = [sys.executable, str(TESTS / "optuna_worker.py"), storage, "mo", "8", "multi"]
     workers = [subprocess.Popen(command, cwd=TESTS, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     errors = [worker.communicate(timeout=300)[1] for worker in workers]
     assert [w.returncode for w in workers] == [0, 0], errors

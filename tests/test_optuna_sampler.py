@@ -45,7 +45,7 @@ def test_two_processes_share_one_sqlite_file(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     optuna.create_study(study_name="shared", storage=storage)
     workers = [
-        subprocess.Popen([sys.executable, str(TESTS / "optuna_worker.py"), storage, "shared", "8"], cwd=TESTS)
+        subprocess.Popen([sys.executable, str(TESTS / "optuna_worker.py"), storage, "shared", "8", "single"], cwd=TESTS)
         for _ in range(2)
     ]
     assert [w.wait(timeout=300) for w in workers] == [0, 0]

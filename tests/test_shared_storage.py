@@ -205,7 +205,7 @@ def test_two_processes_share_a_multi_objective_study_on_postgresql(postgres_url)
     from test_optuna_multiobjective import check_mo_study
 
     optuna.create_study(study_name="postgres-mo", storage=postgres_url, directions=["minimize", "minimize"])
-    command = [sys.executable, str(TESTS / "optuna_mo_worker.py"), postgres_url, "postgres-mo", "8"]
+    command = [sys.executable, str(TESTS / "optuna_worker.py"), postgres_url, "postgres-mo", "8", "multi"]
     workers = [subprocess.Popen(command, cwd=TESTS, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     errors = [worker.communicate(timeout=300)[1] for worker in workers]
     assert [w.returncode for w in workers] == [0, 0], errors
