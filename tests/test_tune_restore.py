@@ -12,67 +12,17 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_SAMPLES = 8
 
-DRIVER = textwrap.dedent(
-    """
-    import json, os, sys, tempfile, time
-    import ray
-    from ray import tune
-    from tune_mobster import MobsterScheduler, MobsterSearcher
-
-    storage, log_path, command = sys.argv[1], sys.argv[2], sys.argv[3]
-
-    def trainable(config):
-        start = 0
-        checkpoint = tune.get_checkpoint()
-        if checkpoint:
-            with checkpoint.as_directory() as folder, open(os.path.join(folder, "state.json")) as file:
-                start = json.load(file)["iteration"]
-        trial_id = tune.get_context().get_trial_id()
-        for iteration in range(start + 1, 10):
-            time.sleep(0.3)
-            loss = (config["x"] - 0.3) ** 2 + 0.1 * config["n"] + 1.0 / iteration
-            with tempfile.TemporaryDirectory() as folder:
-                with open(os.path.join(folder, "state.json"), "w") as file:
-                    json.dump({"iteration": iteration}, file)
-                with open(log_path, "a") as log:
-                    log.write(json.dumps([trial_id, iteration, loss]) + "\\n")
-                tune.report({"loss": loss}, checkpoint=tune.Checkpoint.from_directory(folder))
-
-    ray.init(num_cpus=2, include_dashboard=False)
-    if command == "run":
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"x": tune.uniform(0, 1), "n": tune.randint(0, 3)},
-            tune_config=tune.TuneConfig(
-                metric="loss", mode="min", num_samples=NUM_SAMPLES, reuse_actors=True,
-                search_alg=MobsterSearcher(seed=0, num_initial_random=4),
-                scheduler=MobsterScheduler(max_t=9, reduction_factor=3, type="promotion"),
-            ),
-            run_config=tune.RunConfig(name="experiment", storage_path=storage, verbose=0),
-        )
-    else:
-        tuner = tune.Tuner.restore(os.path.join(storage, "experiment"), trainable=trainable)
-    results = tuner.fit()
-    scheduler = tuner._local_tuner._tune_config.scheduler  # test-only peek at the restored scheduler
-    print("SUMMARY " + json.dumps({
-        "trials": [
-            {"id": r.metrics["trial_id"], "config": r.config, "iteration": r.metrics["training_iteration"],
-             "loss": r.metrics["loss"], "error": r.error is not None}
-            for r in results
-        ],
-        "rung_counts": {str(level): len(scheduler._table.values[level]) for level in scheduler.rung_levels},
-    }))
-    """
-).replace("NUM_SAMPLES", str(NUM_SAMPLES))
+#: The experiment's script (``single`` or ``multi`` objectives); see its docstring.
+DRIVER = Path(__file__).resolve().parent / "tune_restore_driver.py"
 
 
 def _read_log(path: Path) -> list[tuple[str, int, float]]:
@@ -125,32 +75,37 @@ def run_and_kill(command: list[str], log: Path, storage: Path) -> None:
         driver.wait()
 
 
-@pytest.mark.slow
-def test_restore_after_sigkill_continues_the_search(tmp_path) -> None:
-    script = tmp_path / "driver.py"
-    script.write_text(DRIVER)
+def kill_and_restore(kind: str, tmp_path: Path) -> tuple[list[tuple[str, int, float]], dict[str, Any]]:
+    """Run the driver with ``kind`` objectives until :func:`run_and_kill` kills it, then restore the
+    experiment in a fresh process: the progress log as the kill left it, and the restored run's
+    ``SUMMARY`` (asserting that the restore ran to its end)."""
     log = tmp_path / "progress.jsonl"
     storage = tmp_path / "results"
-    command = [sys.executable, str(script), str(storage), str(log)]
+    command = [sys.executable, str(DRIVER), kind, str(NUM_SAMPLES), str(storage), str(log)]
 
     run_and_kill(command, log, storage)
     before = _read_log(log)
-    finished_before = {trial: loss for trial, iteration, loss in before if iteration == 9}
 
     restored = subprocess.run(
         command + ["restore"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=400
     )
     summary_lines = [line for line in restored.stdout.splitlines() if line.startswith("SUMMARY ")]
     assert restored.returncode == 0 and summary_lines, restored.stderr[-3000:]
-    summary = json.loads(summary_lines[-1][len("SUMMARY ") :])
+    return before, json.loads(summary_lines[-1][len("SUMMARY ") :])
+
+
+@pytest.mark.slow
+def test_restore_after_sigkill_continues_the_search(tmp_path) -> None:
+    before, summary = kill_and_restore("single", tmp_path)
+    finished_before = {trial: loss for trial, iteration, loss in before if iteration == 9}
 
     trials = summary["trials"]
-    assert len(trials) == NUM_SAMPLES and not any(t["error"] for t in trials)
+    assert len(trials) == NUM_SAMPLES and not any(t["failed"] for t in trials)
     configs = [(t["config"]["x"], t["config"]["n"]) for t in trials]
     assert len(set(configs)) == NUM_SAMPLES  # no configuration suggested twice
     by_id = {t["id"]: t for t in trials}
     for trial, loss in finished_before.items():  # finished results kept
         assert by_id[trial]["iteration"] == 9 and by_id[trial]["loss"] == pytest.approx(loss)
     # The rebuilt rung table holds every trial's rung-1 value, those finished before the kill too.
-    assert summary["rung_counts"]["1"] == NUM_SAMPLES
+    assert len(summary["rungs"]["1"]) == NUM_SAMPLES
     assert max(t["iteration"] for t in trials) == 9
