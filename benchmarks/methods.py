@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 # Tuners are imported inside the factories: the report (and the Syne Tune reference runner,
 # whose environment has no Optuna or torch) only need the names, labels and colours.
@@ -36,21 +36,25 @@ class Method:
     factory: Factory | None = None
 
 
+def mobster_pruner(max_resource: int, **options: Any) -> BasePruner:
+    """MobsterPruner at every method's rung levels (minimum resource 1, ``eta = 3``, up to
+    ``max_resource``), with ``options`` (its Hyperband brackets, the model's rescue)."""
+    from optuna_mobster import MobsterPruner
+
+    return MobsterPruner(
+        min_resource=MIN_RESOURCE, max_resource=max_resource, reduction_factor=REDUCTION_FACTOR, **options
+    )
+
+
 def _mobster_with(brackets: int | Literal["auto"] = 1, rescue_by_model: bool | None = False, **options: object) -> Factory:
     """MOBSTER (Optuna) with some of its choices switched, for the ablations: ``options`` of the
     sampler, the pruner's number of Hyperband ``brackets`` and its ``rescue_by_model`` (off
     unless asked: the ablations were measured before the rescue became the default)."""
 
     def factory(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
-        from optuna_mobster import MobsterPruner, MobsterSampler
+        from optuna_mobster import MobsterSampler
 
-        pruner = MobsterPruner(
-            min_resource=MIN_RESOURCE,
-            max_resource=max_resource,
-            reduction_factor=REDUCTION_FACTOR,
-            brackets=brackets,
-            rescue_by_model=rescue_by_model,
-        )
+        pruner = mobster_pruner(max_resource, brackets=brackets, rescue_by_model=rescue_by_model)
         return MobsterSampler(seed=seed, **options), pruner  # type: ignore[arg-type]
 
     return factory
@@ -59,14 +63,13 @@ def _mobster_with(brackets: int | Literal["auto"] = 1, rescue_by_model: bool | N
 _mobster = _mobster_with(rescue_by_model=None)  # the library's defaults
 
 
-def _asha(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
+def asha(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
+    """ASHA: random configurations + the asynchronous successive-halving stopping rule. In a
+    study of several objectives the same pair is MO-ASHA (the pruner ranks each rung by
+    non-dominated sorting), the multi-objective benchmark's baseline."""
     from optuna.samplers import RandomSampler
 
-    from optuna_mobster import MobsterPruner
-
-    # ASHA = random configurations + the asynchronous successive-halving stopping rule.
-    pruner = MobsterPruner(min_resource=MIN_RESOURCE, max_resource=max_resource, reduction_factor=REDUCTION_FACTOR)
-    return RandomSampler(seed=seed), pruner
+    return RandomSampler(seed=seed), mobster_pruner(max_resource)
 
 
 def _tpe_hyperband(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
@@ -98,7 +101,7 @@ METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method("mobster", "MOBSTER (ours, Optuna)", "#d62728", _mobster),
-        Method("asha", "ASHA (random + MobsterPruner)", "#1f77b4", _asha),
+        Method("asha", "ASHA (random + MobsterPruner)", "#1f77b4", asha),
         Method("tpe-hyperband", "TPE + Hyperband (Optuna)", "#2ca02c", _tpe_hyperband),
         Method("gp-sh", "GP + SH (Optuna)", "#9467bd", _gp_sh),
         Method("random", "random search (no stopping)", "#8c8c8c", _random_search),

@@ -63,11 +63,10 @@ from typing import TYPE_CHECKING  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks import protocol, report  # noqa: E402
-from benchmarks.lcbench import MissingDataError  # noqa: E402
-from benchmarks.methods import MIN_RESOURCE, REDUCTION_FACTOR, Method  # noqa: E402
-from benchmarks.simulator import BUDGET_FULL_TRAININGS, budget_seconds  # noqa: E402
-from benchmarks.suite import expand, groups, list_benchmarks, load_benchmark, task_group  # noqa: E402
+from benchmarks import plotting, protocol, report  # noqa: E402
+from benchmarks.methods import Method, asha, mobster_pruner  # noqa: E402
+from benchmarks.simulator import BUDGET_FULL_TRAININGS  # noqa: E402
+from benchmarks.suite import expand, groups, list_benchmarks, task_group  # noqa: E402
 from benchmarks.tables import Evaluation  # noqa: E402
 from mobster import pareto  # noqa: E402
 
@@ -120,30 +119,17 @@ class ErrorAndTrainingCost:
 # ----- methods -------------------------------------------------------------------------------
 
 
-def _mobster_pruner(max_resource: int) -> BasePruner:
-    from optuna_mobster import MobsterPruner
-
-    return MobsterPruner(min_resource=MIN_RESOURCE, max_resource=max_resource, reduction_factor=REDUCTION_FACTOR)
-
-
 def _mobster_mo(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
     from optuna_mobster import MobsterSampler
 
-    return MobsterSampler(seed=seed), _mobster_pruner(max_resource)
-
-
-def _mo_asha(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
-    from optuna.samplers import RandomSampler
-
-    # MO-ASHA: random configurations, stopped by non-dominated sorting + crowding distance at the rungs.
-    return RandomSampler(seed=seed), _mobster_pruner(max_resource)
+    return MobsterSampler(seed=seed), mobster_pruner(max_resource)
 
 
 def _mobster_mo_nehvi(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
     from optuna_mobster import MobsterSampler
 
     # The alternative to ParEGO: one GP per objective and qLogNEHVI (an ablation, not a default).
-    return MobsterSampler(seed=seed, multi_objective_acquisition="nehvi"), _mobster_pruner(max_resource)
+    return MobsterSampler(seed=seed, multi_objective_acquisition="nehvi"), mobster_pruner(max_resource)
 
 
 def _nsga2(seed: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
@@ -166,7 +152,8 @@ METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method("mobster-mo", "MOBSTER-MO (ours: ParEGO + MO-ASHA rungs)", "#d62728", _mobster_mo),
-        Method("mo-asha", "MO-ASHA (random + MobsterPruner)", "#1f77b4", _mo_asha),
+        # ASHA's pair in a study of several objectives: non-dominated sorting + crowding distance at the rungs.
+        Method("mo-asha", "MO-ASHA (random + MobsterPruner)", "#1f77b4", asha),
         Method("nsga2", "NSGA-II (Optuna, no stopping)", "#9467bd", _nsga2),
         Method("tpe-mo", "TPE (Optuna, no stopping)", "#2ca02c", _tpe_mo),
         Method("mobster-mo-nehvi", "ours with qLogNEHVI (one GP per objective)", "#ff7f0e", _mobster_mo_nehvi),
@@ -310,14 +297,8 @@ class BenchmarkFront:
 
 def summarise(runs: Sequence[report.Run], baseline: str = BASELINE) -> list[BenchmarkFront]:
     """One summary per benchmark that has runs of ``baseline`` (charged runs only)."""
-    by_table: dict[str, dict[str, list[report.Run]]] = defaultdict(lambda: defaultdict(list))
-    for run in report.charged_runs(runs):
-        by_table[run["table"]][run["method"]].append(run)
     summaries = []
-    for table in sorted(by_table):
-        methods = by_table[table]
-        if baseline not in methods:
-            continue
+    for table, methods in report.runs_by_benchmark(runs, baseline).items():
         box = ObjectiveBox.of_runs([r for group in methods.values() for r in group])
         base = methods[baseline]
         target = protocol.higher_median([final_hypervolume(r, box) for r in base])
@@ -406,22 +387,15 @@ def distributions(summaries: Sequence[BenchmarkFront]) -> dict[str, dict[str, pr
 
 def plot_hypervolume(summary: BenchmarkFront, runs: Sequence[report.Run], path: Path) -> None:
     """Median normalised hypervolume over simulated time for every method (IQR shaded)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     times = np.linspace(0.0, summary.budget, PLOT_POINTS)
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    fig, (ax,) = plotting.figure((7.5, 4.6))
     for m in summary.methods:
         group = [r for r in runs if r["method"] == m.method]
         curves = np.stack([hypervolume_at(r["completions"], times, summary.box) for r in group])
         meta = METHODS.get(m.method)
-        color = meta.color if meta else None
-        ax.plot(times, np.median(curves, axis=0), color=color, lw=2 if m.method == "mobster-mo" else 1.4,
-                ls=LINE_STYLES.get(m.method, "-"), label=f"{meta.label if meta else m.method} ({len(group)} seeds)")
-        ax.fill_between(times, np.quantile(curves, 0.25, axis=0), np.quantile(curves, 0.75, axis=0),
-                        color=color, alpha=0.12, lw=0)
+        label = f"{meta.label if meta else m.method} ({len(group)} seeds)"
+        plotting.median_with_iqr(ax, times, curves, label=label, color=meta.color if meta else None,
+                                 lw=2 if m.method == "mobster-mo" else 1.4, ls=LINE_STYLES.get(m.method, "-"))
     ax.axhline(summary.target, color="grey", ls="--", lw=1, label="target (MO-ASHA median final)")
     ax.set_xlim(0, summary.budget)
     # Final hypervolumes crowd near 1 (the box spans every completion, diverged ones included):
@@ -433,10 +407,7 @@ def plot_hypervolume(summary: BenchmarkFront, runs: Sequence[report.Run], path: 
     ax.set_title(f"{summary.table}: median hypervolume over seeds (shaded: IQR)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    plotting.save(fig, path)
 
 
 def write_report(out: Path, *, plots: bool = True) -> str:
@@ -498,28 +469,11 @@ def main(argv: Sequence[str] | None = None) -> str:
         budget = args.budget_trainings or BUDGET_FULL_TRAININGS
         out = args.out or default_out(budget)
     methods = args.methods or list(DEFAULT_METHODS)
-    try:
-        for name in tables:
-            load_benchmark(name)  # a missing LCBench folder fails here, before any run
-    except MissingDataError as error:
-        raise SystemExit(str(error)) from None
-    jobs = single.plan(tables, methods, seeds, args.workers, budget, True, args.first_seed, baseline=BASELINE)
-    if args.skip_done:
-        done = single.done_keys(out)
-        jobs = [j for j in jobs if (j.table, j.method, j.seed, j.workers, j.charge) not in done]
-    print(
-        f"{len(jobs)} runs: benchmarks {', '.join(tables)}; methods {', '.join(methods)}; "
-        + (f"seeds {seeds[0]}..{seeds[-1]}; " if seeds else f"the protocol's seeds from {args.first_seed}; ")
-        + f"{args.workers} workers; budget {budget_seconds(args.workers, budget):.0f} simulated s; -> {out}",
-        flush=True,
-    )
-    single.execute(jobs, out, args.jobs, runner=run_job, describe=describe_front)
-    if args.no_report:
-        return ""
-    text = write_report(out)
-    print(text, flush=True)
-    print(f"written: {out / 'summary.md'}, {out / 'summary.json'}, {out}/hypervolume_*.png")
-    return text
+    return single.run_grid(
+        args, tables, methods, seeds, budget, out,
+        baseline=BASELINE, runner=run_job, describe=describe_front, write_report=write_report,
+        figures=("hypervolume_*.png",),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import protocol
+from benchmarks import plotting, protocol
 from benchmarks.methods import ABLATIONS, ALL_METHODS, BASELINE, Method
 from benchmarks.suite import task_group
 
@@ -208,14 +208,8 @@ def summarise(runs: Sequence[Run], baseline: str = BASELINE) -> list[BenchmarkSu
     Only runs with decision time charged count (``--free`` runs are for diagnostics); their
     "free" figures come from re-timing the same runs.
     """
-    by_table: dict[str, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
-    for run in charged_runs(runs):
-        by_table[run["table"]][run["method"]].append(run)
     summaries = []
-    for table in sorted(by_table):
-        methods = by_table[table]
-        if baseline not in methods:
-            continue
+    for table, methods in runs_by_benchmark(runs, baseline).items():
         base = methods[baseline]
         first = base[0]
         levels = protocol.quality_levels(
@@ -255,6 +249,15 @@ def configurations_reaching(table: str, target: float) -> tuple[int | None, int 
 
 def charged_runs(runs: Sequence[Run]) -> list[Run]:
     return [r for r in runs if r.get("charged", True)]
+
+
+def runs_by_benchmark(runs: Sequence[Run], baseline: str = BASELINE) -> dict[str, dict[str, list[Run]]]:
+    """The charged runs by benchmark (in name order) and method, for every benchmark that has runs
+    of ``baseline`` (a summary's target comes from them); the others are left out."""
+    by_table: dict[str, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
+    for run in charged_runs(runs):
+        by_table[run["table"]][run["method"]].append(run)
+    return {table: by_table[table] for table in sorted(by_table) if baseline in by_table[table]}
 
 
 def _method_summary(
@@ -593,29 +596,18 @@ def plot_regret(
     summary: BenchmarkSummary, runs: Sequence[Run], path: Path, methods: Collection[str] | None = None
 ) -> None:
     """Median regret over simulated time (log scale), IQR shaded: ``methods`` (default every one)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     times = np.linspace(0.0, summary.budget, 400)
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    fig, (ax,) = plotting.figure((7.5, 4.6))
     for m in summary.methods:
         if methods is not None and m.method not in methods:
             continue
         group = [r for r in runs if r["method"] == m.method]
         regret = np.stack([incumbent_at(r, times) - r["best"] for r in group])
-        regret = np.maximum(regret, REGRET_FLOOR)  # zero regret drawn at the floor; inf stays inf
-        median = np.median(regret, axis=0)
+        regret = np.maximum(regret, REGRET_FLOOR)  # zero regret drawn at the floor; inf (no completion yet) stays inf
         meta = ALL_METHODS.get(m.method)
         label = f"{meta.label if meta else m.method} ({len(group)} seeds)"
         color = meta.color if meta else None
-        finite = np.isfinite(median)
-        ax.plot(times[finite], median[finite], label=label, color=color, lw=2 if m.method == "mobster" else 1.4)
-        with np.errstate(invalid="ignore"):  # quantiles across inf (no completion yet) are inf or nan
-            lo, hi = np.quantile(regret, 0.25, axis=0), np.quantile(regret, 0.75, axis=0)
-        both = np.isfinite(lo) & np.isfinite(hi)
-        ax.fill_between(times[both], lo[both], hi[both], color=color, alpha=0.12, lw=0)
+        plotting.median_with_iqr(ax, times, regret, label=label, color=color, lw=2 if m.method == "mobster" else 1.4)
     ax.axhline(max(summary.target - summary.best, REGRET_FLOOR), color="grey", ls="--", lw=1, label="target (ASHA median)")
     ax.set_yscale("log")
     ax.set_xlim(0, summary.budget)
@@ -624,20 +616,12 @@ def plot_regret(
     ax.set_title(f"{summary.table}: median regret over seeds (shaded: IQR)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    plotting.save(fig, path)
 
 
 def plot_decisions(summary: BenchmarkSummary, runs: Sequence[Run], path: Path) -> None:
     """Median seconds per suggestion against trials already started (data size), log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+    fig, (ax,) = plotting.figure((7.5, 4.2))
     for m in summary.methods:
         if m.method not in MAIN_PLOT_METHODS:
             continue
@@ -654,19 +638,12 @@ def plot_decisions(summary: BenchmarkSummary, runs: Sequence[Run], path: Path) -
     ax.set_title(f"{summary.table}: decision time at equal data size (1 thread)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    plotting.save(fig, path)
 
 
 def plot_mean_ranks(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], path: Path) -> bool:
     """Mean rank of every main method over time, one panel per group of LCBench tasks; ``False``
     (nothing drawn) when no group has tasks on which every method ran."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = []
     for group in GROUPS:
         members = [s for s in summaries if s.group == group]
@@ -687,8 +664,8 @@ def plot_mean_ranks(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], 
             panels.append((group, times, methods, ranks, len(used)))
     if not panels:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), dpi=110, squeeze=False)
-    for ax, (group, times, methods, ranks, n) in zip(axes[0], panels):
+    fig, axes = plotting.figure((6.2 * len(panels), 4.4), panels=len(panels))
+    for ax, (group, times, methods, ranks, n) in zip(axes, panels):
         for name, rank in zip(methods, ranks):
             meta = ALL_METHODS.get(name)
             ax.plot(times, rank, label=meta.label if meta else name, color=meta.color if meta else None,
@@ -700,26 +677,18 @@ def plot_mean_ranks(summaries: Sequence[BenchmarkSummary], runs: Sequence[Run], 
         ax.set_title(f"{group}: {n} tasks")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    plotting.save(fig, path)
     return True
 
 
 def plot_ratio_distribution(summaries: Sequence[BenchmarkSummary], path: Path) -> bool:
     """Each method's time-to-target ratio to ASHA on every benchmark (one dot each, log scale),
     grouped as the README reports them; ``False`` when there is nothing to draw."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     groups = [g for g in ("real", *GROUPS) if any(s.group == g for s in summaries)]
     methods = _ordered({m.method for s in summaries for m in s.methods if m.method in MAIN_PLOT_METHODS} - {BASELINE})
     if not groups or not methods:
         return False
-    fig, ax = plt.subplots(figsize=(8.5, 4.6), dpi=110)
+    fig, (ax,) = plotting.figure((8.5, 4.6))
     width = 0.8 / len(methods)
     ceiling = 20.0  # never reached (inf) is drawn on the ceiling
     for i, name in enumerate(methods):
@@ -745,10 +714,7 @@ def plot_ratio_distribution(summaries: Sequence[BenchmarkSummary], path: Path) -
     ax.set_title("time to ASHA's median final error, one dot per benchmark (bar: median)")
     ax.grid(True, which="both", axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    plotting.save(fig, path)
     return True
 
 

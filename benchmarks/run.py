@@ -281,12 +281,37 @@ def main(argv: Sequence[str] | None = None) -> str:
         methods = list(ABLATIONS) if args.ablations else (args.methods or list(METHODS))
         budget = args.budget_trainings or BUDGET_FULL_TRAININGS
         out = args.out or default_out(budget)
+    return run_grid(args, tables, methods, seeds, budget, out, charge=not args.free)
+
+
+def run_grid(
+    args: argparse.Namespace,
+    tables: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int] | None,
+    budget: float,
+    out: Path,
+    *,
+    charge: bool = True,
+    baseline: str = BASELINE,
+    runner: Callable[[Job], report.Run] = run_job,
+    describe: Callable[[report.Run], str] = describe_regret,
+    write_report: Callable[[Path], str] = report.write_report,
+    figures: Sequence[str] = ("regret_*.png", "decisions_*.png"),
+) -> str:
+    """Run a grid (this one or the multi-objective one) with the options of
+    :func:`add_grid_arguments` in ``args``; returns the report's text ("" with ``--no-report``).
+
+    Every benchmark is loaded first, so that missing data stops the grid before any run; with
+    ``--skip-done`` the runs stored under ``out`` are left out. ``runner`` and ``describe`` go to
+    :func:`execute`; ``write_report(out)`` writes the report, whose ``figures`` (file patterns
+    under ``out``) are named at the end."""
     try:
         for name in tables:
             load_benchmark(name)  # a missing LCBench folder fails here, before any run
     except MissingDataError as error:
         raise SystemExit(str(error)) from None
-    jobs = plan(tables, methods, seeds, args.workers, budget, not args.free, args.first_seed)
+    jobs = plan(tables, methods, seeds, args.workers, budget, charge, args.first_seed, baseline=baseline)
     if args.skip_done:
         done = done_keys(out)
         jobs = [j for j in jobs if (j.table, j.method, j.seed, j.workers, j.charge) not in done]
@@ -296,12 +321,13 @@ def main(argv: Sequence[str] | None = None) -> str:
         + f"{args.workers} workers; budget {budget_seconds(args.workers, budget):.0f} simulated s; -> {out}",
         flush=True,
     )
-    execute(jobs, out, args.jobs)
+    execute(jobs, out, args.jobs, runner=runner, describe=describe)
     if args.no_report:
         return ""
-    text = report.write_report(out)
+    text = write_report(out)
     print(text, flush=True)
-    print(f"written: {out / 'summary.md'}, {out / 'summary.json'}, {out}/regret_*.png, {out}/decisions_*.png")
+    written = [str(out / "summary.md"), str(out / "summary.json"), *(f"{out}/{pattern}" for pattern in figures)]
+    print("written: " + ", ".join(written))
     return text
 
 
