@@ -137,6 +137,8 @@ class Simulation:
     rows: list[int] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     incumbent_config: dict[str, Any] | None = None
+    #: The in-memory Optuna study the run drove (for diagnostics; not stored with the run).
+    study: Any = field(default=None, repr=False)
 
     @property
     def decision_seconds(self) -> float:
@@ -248,7 +250,7 @@ def simulate(
         storage=optuna.storages.InMemoryStorage(),
         directions=list(objectives.directions),
     )
-    sim = Simulation(table=table.name, workers=workers, budget=budget, scale=scale)
+    sim = Simulation(table=table.name, workers=workers, budget=budget, scale=scale, study=study)
     driver = _Driver(clock, charge_decisions)
     queue: list[tuple[float, int, int]] = []  # (time a unit finishes, tie-break sequence, worker)
     running: dict[int, _Running] = {}

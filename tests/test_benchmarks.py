@@ -347,3 +347,23 @@ def test_mo_quick_mode_on_one_table_writes_runs_summary_and_plot(tmp_path: Any, 
     # Stored runs are skipped on a second invocation.
     mo.main(["--quick", "--tables", table, "--budget-trainings", "6", "--out", str(tmp_path), "--skip-done", "--no-report"])
     assert capsys.readouterr().out.startswith("0 runs")
+
+
+def test_proposal_sources_tags_every_trial_and_restores_the_searcher() -> None:
+    from benchmarks.proposal_sources import SOURCES, measure, tagged_sources
+    from mobster.searcher import ModelBasedSearcher
+
+    original = ModelBasedSearcher.suggest
+    summary = measure("mlp_digits", [0], budget_trainings=6)
+    assert ModelBasedSearcher.suggest is original  # the wrappers are removed after the run
+    assert summary.started["initial"] >= 1 and summary.started["model"] >= 1
+    first = summary.levels[0]
+    # Every trial is recorded at its first rung (one bracket): the sources account for them all.
+    assert sum(summary.recorded.get((first, name), 0) for name in SOURCES) == sum(summary.started.values())
+    for level in summary.levels:
+        for name in ("model", "random"):
+            mean = summary.mean_percentile(level, name)
+            assert math.isnan(mean) or 0.0 <= mean <= 1.0
+    with tagged_sources() as tags:
+        assert tags == {}
+    assert ModelBasedSearcher.suggest is original
