@@ -23,6 +23,7 @@ from mobster.pareto import minimising_signs
 from mobster.rung_table import RungTable, RungValue
 from mobster.rungs import minimising_sign, rescued_by_model, rung_levels
 from mobster.warn import is_finite, warn_once
+from mobster.yielding import urgent
 from tune_mobster import objectives
 from tune_mobster.promotion import MissingCheckpointError
 from tune_mobster.searcher import MobsterSearcher, find_mobster_searcher
@@ -183,6 +184,7 @@ class MobsterScheduler(TrialScheduler, objectives.ObjectiveNames):
 
     # ----- trials come and go ---------------------------------------------------------------
 
+    @urgent()  # ahead of the driver thread's model (mobster.yielding)
     def on_trial_add(self, tune_controller: TuneController, trial: Trial) -> None:
         if not self._metric or not (objectives.is_multi(self._mode) or self._mode in ("min", "max")):
             raise ValueError(
@@ -201,6 +203,7 @@ class MobsterScheduler(TrialScheduler, objectives.ObjectiveNames):
             self._known.add(trial_id)
             self._restore_rungs(trial, searcher)
 
+    @urgent()  # ahead of the driver thread's model (mobster.yielding)
     def on_trial_result(self, tune_controller: TuneController, trial: Trial, result: dict) -> str:
         resource = result.get(self._time_attr)
         if not isinstance(resource, (int, float)):
@@ -222,6 +225,7 @@ class MobsterScheduler(TrialScheduler, objectives.ObjectiveNames):
             self._num_stopped += decision == "stop"
         return _DECISIONS[decision]
 
+    @urgent()  # ahead of the driver thread's model (mobster.yielding)
     def on_trial_complete(self, tune_controller: TuneController, trial: Trial, result: dict) -> None:
         # Also reached after our own STOP; a stopper's final result is recorded only here.
         resource = (result or {}).get(self._time_attr)
@@ -237,6 +241,7 @@ class MobsterScheduler(TrialScheduler, objectives.ObjectiveNames):
     def on_trial_remove(self, tune_controller: TuneController, trial: Trial) -> None:
         self._forget(trial.trial_id)
 
+    @urgent()  # ahead of the driver thread's model (mobster.yielding)
     def choose_trial_to_run(self, tune_controller: TuneController) -> Trial | None:
         # Called at every step: only the promotion queue changes state, and only once per trial.
         if self._fatal is not None:
