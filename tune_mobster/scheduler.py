@@ -184,7 +184,6 @@ class MobsterScheduler(TrialScheduler, objectives.ObjectiveNames):
 
     # ----- trials come and go ---------------------------------------------------------------
 
-    @urgent()  # ahead of the driver thread's model (mobster.yielding)
     def on_trial_add(self, tune_controller: TuneController, trial: Trial) -> None:
         if not self._metric or not (objectives.is_multi(self._mode) or self._mode in ("min", "max")):
             raise ValueError(
@@ -203,7 +202,6 @@ class MobsterScheduler(TrialScheduler, objectives.ObjectiveNames):
             self._known.add(trial_id)
             self._restore_rungs(trial, searcher)
 
-    @urgent()  # ahead of the driver thread's model (mobster.yielding)
     def on_trial_result(self, tune_controller: TuneController, trial: Trial, result: dict) -> str:
         resource = result.get(self._time_attr)
         if not isinstance(resource, (int, float)):
@@ -225,7 +223,6 @@ class MobsterScheduler(TrialScheduler, objectives.ObjectiveNames):
             self._num_stopped += decision == "stop"
         return _DECISIONS[decision]
 
-    @urgent()  # ahead of the driver thread's model (mobster.yielding)
     def on_trial_complete(self, tune_controller: TuneController, trial: Trial, result: dict) -> None:
         # Also reached after our own STOP; a stopper's final result is recorded only here.
         resource = (result or {}).get(self._time_attr)
@@ -241,7 +238,6 @@ class MobsterScheduler(TrialScheduler, objectives.ObjectiveNames):
     def on_trial_remove(self, tune_controller: TuneController, trial: Trial) -> None:
         self._forget(trial.trial_id)
 
-    @urgent()  # ahead of the driver thread's model (mobster.yielding)
     def choose_trial_to_run(self, tune_controller: TuneController) -> Trial | None:
         # Called at every step: only the promotion queue changes state, and only once per trial.
         if self._fatal is not None:
@@ -304,7 +300,8 @@ class MobsterScheduler(TrialScheduler, objectives.ObjectiveNames):
             return False
         level = self._table.recorded_level(trial_id)
         rung_trials = self._table.trials_at(level) if level is not None else {}
-        predicted = self._searcher.predicted_final(trial_id, result, among=rung_trials)
+        with urgent():  # ahead of the searcher's driver thread (see mobster.yielding)
+            predicted = self._searcher.predicted_final(trial_id, result, among=rung_trials)
         return rescued_by_model(trial_id, rung_trials, predicted, self._table.reduction_factor)
 
     def _check_same_objective(self, searcher: MobsterSearcher) -> None:

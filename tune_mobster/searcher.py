@@ -183,7 +183,7 @@ class MobsterSearcher(Searcher, objectives.ObjectiveNames):
         self._max_concurrent = max_concurrent
         return True
 
-    @urgent()  # ahead of the driver thread's model (mobster.yielding)
+    @urgent()  # ahead of the driver thread's model (see mobster.yielding)
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self._space is None:
             raise RuntimeError(UNDEFINED_SEARCH_SPACE.format(cls=type(self).__name__, space="space"))
@@ -204,7 +204,6 @@ class MobsterSearcher(Searcher, objectives.ObjectiveNames):
             self._start_next()  # ready by the next call, with this trial fantasized as pending
         return self._space.to_ray(config)
 
-    @urgent()  # ahead of the driver thread's model (mobster.yielding)
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         trial = self._trials.get(trial_id)
         if trial is None:
@@ -212,7 +211,6 @@ class MobsterSearcher(Searcher, objectives.ObjectiveNames):
         # Not unpaused here: Ray reports the result a trial is paused on after on_pause.
         self._record(trial_id, trial, result)
 
-    @urgent()  # ahead of the driver thread's model (mobster.yielding)
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
