@@ -164,6 +164,10 @@ def test_resource_kernel_shortcuts_give_the_plain_formula_and_its_gradient(kerne
     (grad_plain,) = torch.autograd.grad(plain(train, candidates).sum(), configs)
     assert torch.allclose(grad_fast, grad_plain, rtol=1e-10, atol=1e-12)
     assert torch.allclose(covar.forward(candidates, train), expected.T, rtol=1e-12, atol=1e-12)
+    # Runs whose resources differ from run to run take the general path: the same formula.
+    mixed = candidates.detach().clone()
+    mixed[4:8, -1] = torch.tensor([0.3, 0.5, 0.02, 0.1], dtype=torch.float64)
+    assert torch.allclose(covar.forward(train, mixed), plain(train, mixed), rtol=1e-12, atol=1e-12)
     # Hyperparameter gradients (the fit's) flow through the resource table too.
     (grad_alpha,) = torch.autograd.grad(covar.forward(train, train).sum(), decay.raw_alpha)
     (plain_alpha,) = torch.autograd.grad(plain(train, train).sum(), decay.raw_alpha)
