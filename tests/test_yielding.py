@@ -26,6 +26,18 @@ def _counting_thread(stop: threading.Event, counter: list[int]) -> threading.Thr
     return thread
 
 
+def _settled(counter: list[int], quiet_s: float = 0.05, deadline_s: float = 5.0) -> int:
+    """The counter's value once it has stopped moving for ``quiet_s`` (the thread reached a pause)."""
+    end = time.monotonic() + deadline_s
+    last = counter[0]
+    while time.monotonic() < end:
+        time.sleep(quiet_s)
+        if counter[0] == last:
+            return last
+        last = counter[0]
+    return counter[0]
+
+
 def test_other_threads_wait_at_pause_points_while_urgent_runs() -> None:
     stop, counter = threading.Event(), [0]
     thread = _counting_thread(stop, counter)
@@ -33,8 +45,7 @@ def test_other_threads_wait_at_pause_points_while_urgent_runs() -> None:
         time.sleep(0.05)
         assert counter[0] > 0  # runs freely outside urgent blocks
         with yielding.urgent():
-            time.sleep(0.02)  # the thread reaches its next pause point
-            during = counter[0]
+            during = _settled(counter)  # the thread reached its next pause point
             time.sleep(0.1)
             assert counter[0] == during  # stopped while the urgent block runs
             yielding.pause_point()  # the urgent thread itself never waits
@@ -52,8 +63,7 @@ def test_nested_urgent_blocks_release_only_at_the_outermost() -> None:
         with yielding.urgent():
             with yielding.urgent():
                 pass
-            time.sleep(0.02)
-            during = counter[0]
+            during = _settled(counter)
             time.sleep(0.1)
             assert counter[0] == during  # the inner block's end did not reopen the gate
         time.sleep(0.05)
