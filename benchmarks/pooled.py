@@ -8,6 +8,9 @@ block's target, over the seeds both methods ran in that block::
 
     python -m benchmarks.pooled --against ref-mobster \\
         --folders benchmarks/results benchmarks/results/more-seeds
+
+Below the table, per group of benchmarks (the real tables, LCBench's tuning and evaluation
+tasks), how many are at or below :data:`LEVEL` times the other method's time.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ import numpy as np
 
 from benchmarks import report
 from benchmarks.methods import BASELINE
+from benchmarks.suite import task_group
+
+#: The ratio to the other method that counts as clearly ahead of it in the group summary.
+LEVEL = 0.8
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,22 @@ def format_rows(rows: Sequence[Pooled], ours: str, theirs: str) -> str:
     return "\n".join(lines)
 
 
+def format_groups(rows: Sequence[Pooled], ours: str, theirs: str) -> str:
+    """Per group of benchmarks: how many are at or below :data:`LEVEL` x, and the mean P(first)."""
+    lines = []
+    for group in ("real", "lcbench-tuning", "lcbench-evaluation"):
+        members = [r for r in rows if task_group(r.table) == group]
+        if members:
+            # A ratio is undefined (nan) when theirs never reaches the target: then ours is at the
+            # level when it does reach it (it is infinitely faster), not when neither does.
+            at_level = sum(r.ratio <= LEVEL or (math.isnan(r.ratio) and math.isfinite(r.ours_median)) for r in members)
+            lines.append(
+                f"- {group}: {ours} at <= {LEVEL}x {theirs}'s time on {at_level} of {len(members)}; "
+                f"mean P({ours} first) {np.mean([r.ours_first for r in members]):.2f}"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folders", nargs="+", type=Path, required=True, help="result folders, one block of seeds each")
@@ -111,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     tables = sorted({r["table"] for runs in blocks for r in runs})
     rows = [row for table in tables if (row := pooled(blocks, table, args.ours, args.against))]
     print(format_rows(rows, args.ours, args.against))
+    print()
+    print(format_groups(rows, args.ours, args.against))
 
 
 if __name__ == "__main__":

@@ -436,6 +436,7 @@ def format_overview(summaries: Sequence[BenchmarkSummary], dists: dict[str, dict
         cells = [
             f"{format_ratio(by_method[m].median)}; {_share(by_method[m].at_most_half)} at <= 0.5x, "
             f"{_share(by_method[m].at_most_one)} at <= 1x"
+            + (f" ({by_method[m].benchmarks} tasks)" if by_method[m].benchmarks < tasks else "")
             if m in by_method and by_method[m].benchmarks else "not run"
             for m in methods
         ]

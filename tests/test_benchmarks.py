@@ -245,6 +245,29 @@ def test_pooled_takes_each_block_against_its_own_target_over_shared_seeds(tmp_pa
     assert "| t | 3 | 100 | 200 | 0.50x | 2 / 2 | 0.75 |" in capsys.readouterr().out
 
 
+def test_pooled_groups_count_benchmarks_at_the_level_and_undefined_ratios_by_who_reached() -> None:
+    from benchmarks import pooled
+
+    inf = math.inf
+
+    def row(table: str, ours: float, theirs: float, first: float) -> pooled.Pooled:
+        return pooled.Pooled(table, 10, ours, theirs, 5, 5, first)
+
+    rows = [
+        row("mlp_digits", 80.0, 100.0, 0.6),  # 0.8x: at the level
+        row("kernel_sgd_digits", 90.0, 100.0, 0.4),  # 0.9x: not
+        row("lcbench-34539", 10.0, inf, 0.9),  # only ours reaches the target: at the level
+        row("lcbench-126025", inf, inf, 0.5),  # neither: not
+        row("lcbench-3945", inf, 100.0, 0.1),
+    ]
+    lines = pooled.format_groups(rows, "ours", "ref").splitlines()
+    assert lines == [
+        "- real: ours at <= 0.8x ref's time on 1 of 2; mean P(ours first) 0.50",
+        "- lcbench-tuning: ours at <= 0.8x ref's time on 1 of 2; mean P(ours first) 0.70",
+        "- lcbench-evaluation: ours at <= 0.8x ref's time on 0 of 1; mean P(ours first) 0.10",
+    ]
+
+
 def test_halving_results_send_the_best_third_on_at_every_rung() -> None:
     n, max_resource = 27, 9
     quality = np.arange(n) / n
