@@ -66,20 +66,23 @@ def subsample(
     top_of_trial: dict[int, int] = {}
     for obs in observations:
         top_of_trial[obs.trial] = max(top_of_trial.get(obs.trial, 0), obs.resource)
+    # Each level's trials, each trial's points in their order (one pass: thousands of trials).
+    by_level: dict[int, dict[int, list[Observation]]] = {}
+    for obs in observations:
+        by_level.setdefault(top_of_trial[obs.trial], {}).setdefault(obs.trial, []).append(obs)
     kept: list[Observation] = []
-    for level in sorted(set(top_of_trial.values()), reverse=True):
-        group = [obs for obs in observations if top_of_trial[obs.trial] == level]
+    for level in sorted(by_level, reverse=True):
+        points_of = by_level[level]
         room = max_observations - len(kept)
-        if len(group) <= room:
-            kept.extend(group)
+        if sum(map(len, points_of.values())) <= room:
+            kept.extend(obs for obs in observations if top_of_trial[obs.trial] == level)
             continue
-        # Not all of these trials fit: keep whole trials at random, then single points.
-        trials = sorted({obs.trial for obs in group})
+        # Not all of these trials fit: keep whole trials, in random order, while they fit.
+        trials = sorted(points_of)
         rng.shuffle(trials)
         for trial in trials:
-            points = [obs for obs in group if obs.trial == trial]
-            if len(points) <= max_observations - len(kept):
-                kept.extend(points)
+            if len(points_of[trial]) <= max_observations - len(kept):
+                kept.extend(points_of[trial])
         break
     return kept
 
