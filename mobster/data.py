@@ -66,18 +66,21 @@ def subsample(
     top_of_trial: dict[int, int] = {}
     for obs in observations:
         top_of_trial[obs.trial] = max(top_of_trial.get(obs.trial, 0), obs.resource)
-    # Each level's trials, each trial's points in their order (one pass: thousands of trials).
-    by_level: dict[int, dict[int, list[Observation]]] = {}
+    # Each level's points in their order, grouped in one pass (thousands of trials).
+    in_level: dict[int, list[Observation]] = {}
     for obs in observations:
-        by_level.setdefault(top_of_trial[obs.trial], {}).setdefault(obs.trial, []).append(obs)
+        in_level.setdefault(top_of_trial[obs.trial], []).append(obs)
     kept: list[Observation] = []
-    for level in sorted(by_level, reverse=True):
-        points_of = by_level[level]
+    for level in sorted(in_level, reverse=True):
+        group = in_level[level]
         room = max_observations - len(kept)
-        if sum(map(len, points_of.values())) <= room:
-            kept.extend(obs for obs in observations if top_of_trial[obs.trial] == level)
+        if len(group) <= room:
+            kept.extend(group)
             continue
         # Not all of these trials fit: keep whole trials, in random order, while they fit.
+        points_of: dict[int, list[Observation]] = {}
+        for obs in group:
+            points_of.setdefault(obs.trial, []).append(obs)
         trials = sorted(points_of)
         rng.shuffle(trials)
         for trial in trials:

@@ -22,6 +22,14 @@ def asha_shaped(trials: int, seed: int, interleave: bool) -> list[Observation]:
     return observations
 
 
+def top_levels(observations: list[Observation]) -> dict[int, int]:
+    """Trial -> the highest resource it reported."""
+    top: dict[int, int] = {}
+    for obs in observations:
+        top[obs.trial] = max(top.get(obs.trial, 0), obs.resource)
+    return top
+
+
 @pytest.mark.parametrize("interleave", [False, True])
 @pytest.mark.parametrize("cap", [40, 200, 500])
 def test_subsample_keeps_the_highest_reaching_trials_whole_and_cuts_at_one_level(cap: int, interleave: bool) -> None:
@@ -33,7 +41,7 @@ def test_subsample_keeps_the_highest_reaching_trials_whole_and_cuts_at_one_level
     points_of: dict[int, list[Observation]] = {}
     for obs in observations:
         points_of.setdefault(obs.trial, []).append(obs)
-    top = {trial: max(o.resource for o in points) for trial, points in points_of.items()}
+    top = top_levels(observations)
     kept_trials = {o.trial for o in kept}
     # Every trial is kept whole or not at all.
     assert all(sum(o.trial == t for o in kept) == len(points_of[t]) for t in kept_trials)
@@ -53,9 +61,7 @@ def test_subsample_is_reproducible_keeps_order_and_leaves_small_data_alone() -> 
     assert first == subsample(observations, 300, np.random.default_rng(7))
     assert first != subsample(observations, 300, np.random.default_rng(8))
     # A level kept whole (its trials reached it and no further) keeps its points in their order.
-    top: dict[int, int] = {}
-    for obs in observations:
-        top[obs.trial] = max(top.get(obs.trial, 0), obs.resource)
+    top = top_levels(observations)
     cut = min(top[o.trial] for o in first)
     whole = [level for level in LEVELS if level > cut]
     assert whole
