@@ -125,6 +125,9 @@ class ExpDecayResourceKernel(Kernel):
             # Resources take a few values (the rungs): both terms are a small table, gathered.
             # Resources are data here, never optimised, so the table needs no gradient in them.
             (u1, i1), (u2, i2) = (torch.unique(r.detach(), return_inverse=True) for r in (r1, r2))
+            if len(u2) == 1:  # one resource on one side (predictions at the full resource): rows broadcast
+                factor, added = resource_terms(u1, u2)
+                return k_x * factor[i1].unsqueeze(-1) + added[i1].unsqueeze(-1)
             if len(u1) * len(u2) * 8 <= len(r1) * len(r2):
                 factor, added = resource_terms(u1.unsqueeze(-1), u2.unsqueeze(-2))
                 index = i1.unsqueeze(-1) * len(u2) + i2.unsqueeze(-2)

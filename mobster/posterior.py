@@ -11,6 +11,8 @@ while the next model is fitted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from botorch.models import SingleTaskGP
 
@@ -25,7 +27,7 @@ class ConditionedGP:
 
     With ``L`` the Cholesky factor of ``K(D, D) + noise I`` and ``a = L^-1 (y - m(D))``::
 
-        mean(x)     = m(x) + (L^-1 k(D, x))^T a
+        mean(x)     = m(x) + (L^-1 k(D, x))^T a  =  m(x) + k(D, x)^T L^-T a
         cov(x, x')  = k(x, x') - (L^-1 k(D, x))^T (L^-1 k(D, x'))
     """
 
@@ -43,6 +45,8 @@ class ConditionedGP:
             self.chol = torch.linalg.cholesky(gram + (self.noise + 1e-8) * eye)
             residual = (model.train_targets - self.mean_module(self.train_x)).unsqueeze(-1)
             self.alpha = torch.linalg.solve_triangular(self.chol, residual, upper=False).squeeze(-1)
+            #: ``K^-1 (y - m(D))``: a mean from kernel columns alone.
+            self.weights = torch.linalg.solve_triangular(self.chol.transpose(-1, -2), self.alpha.unsqueeze(-1), upper=True).squeeze(-1)
 
     def whiten(self, x: torch.Tensor) -> torch.Tensor:
         """``L^-1 k(D, x)``: ``n x N`` for ``N`` inputs."""
@@ -53,27 +57,40 @@ class ConditionedGP:
         whitened = self.whiten(x) if whitened is None else whitened
         return self.mean_module(x) + whitened.transpose(-1, -2) @ self.alpha
 
+    def columns(self, x: torch.Tensor) -> torch.Tensor:
+        """``k(D, x)``: ``n x N``, all a posterior mean needs (no triangular solve: ``N`` of them
+        cost ``n`` each instead of ``n^2``)."""
+        return dense(self.kernel.forward(self.train_x, x))
+
+    def mean_from_columns(self, x: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Posterior mean at ``x`` from :meth:`columns` ``k(D, x)``: ``m(x) + k(D, x)^T K^-1 (y - m(D))``."""
+        return self.mean_module(x) + columns.transpose(-1, -2) @ self.weights
+
     def mean_given(
         self,
         x: torch.Tensor,
         extra_x: torch.Tensor,
         extra_y: torch.Tensor,
-        whitened: torch.Tensor | None = None,
         mean: torch.Tensor | None = None,
+        projection: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Posterior mean at ``x`` once the GP has also seen ``extra_y`` (noisy) at ``extra_x``:
         a trial's results that arrived after the fit, added without refitting anything.
 
-        ``whitened`` and ``mean``: :meth:`whiten` and :meth:`mean` at ``x`` when the caller
-        already has them (they do not depend on the extra points).
+        ``mean``: :meth:`mean` at ``x`` when the caller already has it. ``projection``: maps
+        ``V = K^-1 k(D, extra_x)`` (``n x e``) to ``k(x, D) V`` (``N x e``) when the caller
+        holds ``k(D, x)`` in some form (:meth:`columns`; it does not depend on the extra points).
         """
         with torch.no_grad():
-            whitened = self.whiten(x) if whitened is None else whitened
-            mean = self.mean(x, whitened) if mean is None else mean
+            if projection is None or mean is None:
+                columns = self.columns(x)
+                mean = self.mean_from_columns(x, columns) if mean is None else mean
+                projection = projection or (lambda solved: columns.transpose(-1, -2) @ solved)
             if len(extra_x) == 0:
                 return mean
             whitened_e = self.whiten(extra_x)
-            cross = dense(self.kernel.forward(x, extra_x)) - whitened.transpose(-1, -2) @ whitened_e
+            solved_e = torch.linalg.solve_triangular(self.chol.transpose(-1, -2), whitened_e, upper=True)
+            cross = dense(self.kernel.forward(x, extra_x)) - projection(solved_e)
             extra_cov = dense(self.kernel.forward(extra_x, extra_x)) - whitened_e.transpose(-1, -2) @ whitened_e
             extra_cov = extra_cov + self.noise * torch.eye(len(extra_x), dtype=x.dtype, device=x.device)
             surprise = extra_y - self.mean(extra_x, whitened_e)

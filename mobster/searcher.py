@@ -12,7 +12,6 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -72,31 +71,61 @@ RESCUE_CHUNK = 500
 ENUMERATION_LIMIT = 100_000
 
 
-@dataclass(frozen=True)
 class FittedPosterior:
     """The GP of the last model-based suggestion: its posterior given the data, the transform of
     its targets, and the (search coordinates, resource) of every observation it was given.
 
-    ``at_full`` remembers, per configuration (its search coordinates' bytes), the posterior mean
-    at the full resource and the whitened kernel column there: a rescue decision then computes
-    them only for configurations it has not seen, the expensive part at hundreds of trials.
+    It also remembers, per configuration (its search coordinates' bytes), the posterior mean at
+    the full resource and the kernel column ``k(D, x)`` there: a rescue decision then computes them
+    only for configurations it has not seen, the expensive part at hundreds of trials. They are
+    kept as rows of one growing matrix (not a tensor per configuration), so a decision over
+    thousands of trials gathers them with one index instead of stacking thousands of tensors.
+    A lock guards the store: Optuna's threads may ask for predictions at once.
     """
 
-    gp: ConditionedGP
-    transform: TargetTransform
-    seen: frozenset[tuple[bytes, int]]
-    at_full: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    def __init__(self, gp: ConditionedGP, transform: TargetTransform, seen: frozenset[tuple[bytes, int]]) -> None:
+        self.gp, self.transform, self.seen = gp, transform, seen
+        self._row_of: dict[bytes, int] = {}
+        kwargs = {"dtype": gp.alpha.dtype, "device": gp.alpha.device}
+        self._means = torch.empty(0, **kwargs)  # rows beyond len(_row_of): capacity, unused
+        self._columns = torch.empty(0, len(gp.alpha), **kwargs)  # row k: configuration k's column
+        self._lock = threading.Lock()
 
     def remember_at_full(self, keys: Sequence[bytes], x: torch.Tensor) -> None:
-        """Fill :attr:`at_full` for the configurations ``keys`` (GP inputs ``x`` at the full
-        resource) that it does not hold yet."""
-        new = [k for k, key in enumerate(keys) if key not in self.at_full]
-        with torch.no_grad():
-            for start in range(0, len(new), RESCUE_CHUNK):  # the kernel's temporaries stay small
-                chunk = new[start : start + RESCUE_CHUNK]
-                whitened = self.gp.whiten(x[chunk])
-                for k, mean, column in zip(chunk, self.gp.mean(x[chunk], whitened), whitened.T.clone()):
-                    self.at_full[keys[k]] = (mean, column)
+        """Compute the predictions at the full resource for the configurations ``keys`` (GP
+        inputs ``x`` there) that it does not hold yet."""
+        with self._lock:
+            new = list({key: k for k, key in enumerate(keys) if key not in self._row_of}.values())
+            if not new:
+                return
+            means, columns = [], []
+            with torch.no_grad():
+                for start in range(0, len(new), RESCUE_CHUNK):  # the kernel's temporaries stay small
+                    chunk = new[start : start + RESCUE_CHUNK]
+                    chunk_columns = self.gp.columns(x[chunk])
+                    means.append(self.gp.mean_from_columns(x[chunk], chunk_columns))
+                    columns.append(chunk_columns.T)
+            count, needed = len(self._row_of), len(self._row_of) + len(new)
+            if needed > len(self._means):  # grow by doubling: a rescue adding one trial copies nothing
+                capacity = max(needed, 2 * len(self._means))
+                self._means = torch.cat([self._means[:count], self._means.new_empty(capacity - count)])
+                self._columns = torch.cat([self._columns[:count], self._columns.new_empty(capacity - count, self._columns.shape[1])])
+            self._means[count:needed] = torch.cat(means)
+            self._columns[count:needed] = torch.cat(columns)
+            for offset, k in enumerate(new):
+                self._row_of[keys[k]] = count + offset
+
+    def predict_at_full(
+        self, keys: Sequence[bytes], x: torch.Tensor, extra_x: torch.Tensor, extra_y: torch.Tensor
+    ) -> torch.Tensor:
+        """Posterior means at the full resource of the configurations ``keys`` (GP inputs ``x``
+        there), once the GP has also seen ``extra_y`` at ``extra_x`` (none: ``extra_x`` empty)."""
+        self.remember_at_full(keys, x)
+        with self._lock:
+            rows = torch.tensor([self._row_of[key] for key in keys], device=self._means.device)
+            stored = self._columns[: len(self._row_of)]
+            # Project every stored column, then pick rows: no copy of thousands of columns.
+            return self.gp.mean_given(x, extra_x, extra_y, self._means[rows], lambda solved_e: (stored @ solved_e)[rows])
 
 
 class ModelBasedSearcher:
@@ -246,17 +275,11 @@ class ModelBasedSearcher:
         try:
             x = self._model_inputs(np.stack([units[i] for i in inside]), [self.max_resource] * len(inside))
             keys = [units[i].tobytes() for i in inside]
-            posterior.remember_at_full(keys, x)
-            with torch.no_grad():
-                if not extra_units:
-                    means[inside] = torch.stack([posterior.at_full[key][0] for key in keys]).cpu().numpy()
-                    return means
+            extra_x, extra_y = x[:0], x[:0, 0]  # no new results: the stored means as they are
+            if extra_units:
                 extra_x = self._model_inputs(np.array(extra_units), extra_resources)
                 extra_y = torch.tensor(posterior.transform(np.array(extra_values)), **self.tensor_kwargs)
-                cached = [posterior.at_full[key] for key in keys]
-                whitened = torch.stack([column for _, column in cached], dim=1)
-                mean = torch.stack([m for m, _ in cached])
-                means[inside] = posterior.gp.mean_given(x, extra_x, extra_y, whitened, mean).cpu().numpy()
+            means[inside] = posterior.predict_at_full(keys, x, extra_x, extra_y).cpu().numpy()
         except Exception:  # numerical failure of the GP: let the plain rule decide
             return None
         return means

@@ -104,7 +104,7 @@ def test_fit_on_few_points_keeps_the_kernel_scale_positive():
         dtype=torch.float64,
     )
     model = fit_model(build_model(x, y.unsqueeze(-1), "exp-decay-combined"))
-    assert float(model.covar_module.base_kernel.outputscale) >= MIN_OUTPUTSCALE
+    assert float(model.covar_module.base_kernel.outputscale.detach()) >= MIN_OUTPUTSCALE
     with torch.no_grad():
         posterior = model.posterior(x)
     assert torch.isfinite(posterior.mean).all() and (posterior.variance > 0).all()
@@ -129,6 +129,35 @@ def test_conditioning_on_extra_points_matches_the_posterior_given_all_the_data()
     direct = ConditionedGP(everything.eval()).mean(queries)
     assert torch.allclose(added, direct, atol=1e-6)
     assert not torch.allclose(added, ConditionedGP(fitted).mean(queries), atol=1e-3)  # the points matter
+
+
+def test_stored_predictions_at_the_full_resource_match_the_posterior_in_any_order() -> None:
+    # A rescue decision reads the predictions the last suggestion stored (rows of one growing
+    # matrix), adds older configurations on demand and new results of one trial: every answer
+    # must be the GP's own posterior mean, whatever the order, repeats and growth of the store.
+    from mobster.posterior import ConditionedGP
+    from mobster.searcher import FittedPosterior
+    from mobster.targets import TargetTransform
+
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand(40, 3, generator=generator, dtype=torch.float64)
+    y = torch.sin(6 * x[:, :1]) + x[:, 1:2]
+    y = (y - y.mean()) / y.std()
+    gp = ConditionedGP(fit_model(build_model(x, y, "exp-decay-combined")))
+    queries = torch.cat([torch.rand(30, 2, generator=generator, dtype=torch.float64), torch.ones(30, 1, dtype=torch.float64)], -1)
+    keys = [f"config {k}".encode() for k in range(30)]
+    stored = FittedPosterior(gp, TargetTransform.fit(y[:, 0].numpy()), frozenset())
+    stored.remember_at_full(keys[:3], queries[:3])
+    stored.remember_at_full(keys[:3], queries[:3])  # known ones are not added again
+    order = [29, 0, 7, 7, 15, 2, 28]  # a repeat, and configurations it has not seen
+    no_news = queries[:0]
+    assert torch.allclose(stored.predict_at_full([keys[k] for k in order], queries[order], no_news, no_news[:, 0]), gp.mean(queries[order]), atol=1e-10)
+    stored.remember_at_full(keys, queries)  # grows past its capacity
+    extra_x = torch.cat([queries[:2, :2], torch.full((2, 1), 0.3, dtype=torch.float64)], -1)
+    extra_y = torch.tensor([2.0, -1.0], dtype=torch.float64)
+    added = stored.predict_at_full([keys[k] for k in order], queries[order], extra_x, extra_y)
+    assert torch.allclose(added, gp.mean_given(queries[order], extra_x, extra_y), atol=1e-10)
+    assert not torch.allclose(added, gp.mean(queries[order]), atol=1e-3)  # the new results matter
 
 
 @pytest.mark.parametrize("kernel", ["exp-decay-sum", "exp-decay-combined"])
@@ -168,6 +197,9 @@ def test_resource_kernel_shortcuts_give_the_plain_formula_and_its_gradient(kerne
     mixed = candidates.detach().clone()
     mixed[4:8, -1] = torch.tensor([0.3, 0.5, 0.02, 0.1], dtype=torch.float64)
     assert torch.allclose(covar.forward(train, mixed), plain(train, mixed), rtol=1e-12, atol=1e-12)
+    # One resource on one side (predictions at the full resource): rows broadcast, same formula.
+    at_full = torch.cat([configs.detach(), torch.ones(25, 1, dtype=torch.float64)], dim=-1)
+    assert torch.allclose(covar.forward(train, at_full), plain(train, at_full), rtol=1e-12, atol=1e-12)
     # Hyperparameter gradients (the fit's) flow through the resource table too.
     (grad_alpha,) = torch.autograd.grad(covar.forward(train, train).sum(), decay.raw_alpha)
     (plain_alpha,) = torch.autograd.grad(plain(train, train).sum(), decay.raw_alpha)
