@@ -78,17 +78,17 @@ class FittedPosterior:
     It also remembers, per configuration (its search coordinates' bytes), the posterior mean at
     the full resource and the kernel column ``k(D, x)`` there: a rescue decision then computes them
     only for configurations it has not seen, the expensive part at hundreds of trials. They are
-    kept as rows of one growing matrix (not a tensor per configuration), so a decision over
-    thousands of trials gathers them with one index instead of stacking thousands of tensors.
-    A lock guards the store: Optuna's threads may ask for predictions at once.
+    kept as rows of a few blocks of up to ``RESCUE_CHUNK`` rows (not a tensor per configuration,
+    not one matrix regrown by copying), so a decision over thousands of trials multiplies a few
+    blocks instead of stacking thousands of tensors. A lock guards the store: Optuna's threads
+    may ask for predictions at once.
     """
 
     def __init__(self, gp: ConditionedGP, transform: TargetTransform, seen: frozenset[tuple[bytes, int]]) -> None:
         self.gp, self.transform, self.seen = gp, transform, seen
         self._row_of: dict[bytes, int] = {}
-        kwargs = {"dtype": gp.alpha.dtype, "device": gp.alpha.device}
-        self._means = torch.empty(0, **kwargs)  # rows beyond len(_row_of): capacity, unused
-        self._columns = torch.empty(0, len(gp.alpha), **kwargs)  # row k: configuration k's column
+        self._means: list[torch.Tensor] = []  # per block: the rows' means
+        self._columns: list[torch.Tensor] = []  # per block: rows x n, row k configuration k's column
         self._lock = threading.Lock()
 
     def remember_at_full(self, keys: Sequence[bytes], x: torch.Tensor) -> None:
@@ -96,24 +96,18 @@ class FittedPosterior:
         inputs ``x`` there) that it does not hold yet."""
         with self._lock:
             new = list({key: k for k, key in enumerate(keys) if key not in self._row_of}.values())
-            if not new:
-                return
-            means, columns = [], []
             with torch.no_grad():
                 for start in range(0, len(new), RESCUE_CHUNK):  # the kernel's temporaries stay small
                     chunk = new[start : start + RESCUE_CHUNK]
-                    chunk_columns = self.gp.columns(x[chunk])
-                    means.append(self.gp.mean_from_columns(x[chunk], chunk_columns))
-                    columns.append(chunk_columns.T)
-            count, needed = len(self._row_of), len(self._row_of) + len(new)
-            if needed > len(self._means):  # grow by doubling: a rescue adding one trial copies nothing
-                capacity = max(needed, 2 * len(self._means))
-                self._means = torch.cat([self._means[:count], self._means.new_empty(capacity - count)])
-                self._columns = torch.cat([self._columns[:count], self._columns.new_empty(capacity - count, self._columns.shape[1])])
-            self._means[count:needed] = torch.cat(means)
-            self._columns[count:needed] = torch.cat(columns)
-            for offset, k in enumerate(new):
-                self._row_of[keys[k]] = count + offset
+                    for k in chunk:
+                        self._row_of[keys[k]] = len(self._row_of)
+                    columns = self.gp.columns(x[chunk])
+                    means, rows = self.gp.mean_from_columns(x[chunk], columns), columns.T
+                    if self._means and len(self._means[-1]) + len(chunk) <= RESCUE_CHUNK:
+                        # A rescue adds a trial or two at a time: they join the last small block.
+                        means, rows = torch.cat([self._means.pop(), means]), torch.cat([self._columns.pop(), rows])
+                    self._means.append(means)
+                    self._columns.append(rows)
 
     def predict_at_full(
         self, keys: Sequence[bytes], x: torch.Tensor, extra_x: torch.Tensor, extra_y: torch.Tensor
@@ -122,10 +116,14 @@ class FittedPosterior:
         there), once the GP has also seen ``extra_y`` at ``extra_x`` (none: ``extra_x`` empty)."""
         self.remember_at_full(keys, x)
         with self._lock:
-            rows = torch.tensor([self._row_of[key] for key in keys], device=self._means.device)
-            stored = self._columns[: len(self._row_of)]
-            # Project every stored column, then pick rows: no copy of thousands of columns.
-            return self.gp.mean_given(x, extra_x, extra_y, self._means[rows], lambda solved_e: (stored @ solved_e)[rows])
+            rows = torch.tensor([self._row_of[key] for key in keys], device=x.device)
+            blocks = list(self._columns)
+
+            def project(solved_e: torch.Tensor) -> torch.Tensor:
+                # Every stored row projected, then the rows asked for picked: no copy of the columns.
+                return torch.cat([block @ solved_e for block in blocks])[rows]
+
+            return self.gp.mean_given(x, extra_x, extra_y, torch.cat(self._means)[rows], project)
 
 
 class ModelBasedSearcher:

@@ -131,12 +131,15 @@ def test_conditioning_on_extra_points_matches_the_posterior_given_all_the_data()
     assert not torch.allclose(added, ConditionedGP(fitted).mean(queries), atol=1e-3)  # the points matter
 
 
-def test_stored_predictions_at_the_full_resource_match_the_posterior_in_any_order() -> None:
-    # A rescue decision reads the predictions the last suggestion stored (rows of one growing
-    # matrix), adds older configurations on demand and new results of one trial: every answer
-    # must be the GP's own posterior mean, whatever the order, repeats and growth of the store.
+def test_stored_predictions_at_the_full_resource_match_the_posterior_in_any_order(monkeypatch) -> None:
+    # A rescue decision reads the predictions the last suggestion stored (rows of blocks), adds
+    # older configurations on demand and new results of one trial: every answer must be the GP's
+    # own posterior mean, whatever the order, repeats and blocks of the store.
+    from mobster import searcher
     from mobster.posterior import ConditionedGP
     from mobster.searcher import FittedPosterior
+
+    monkeypatch.setattr(searcher, "RESCUE_CHUNK", 4)  # blocks of 4 rows: many blocks, small ones merged
     from mobster.targets import TargetTransform
 
     generator = torch.Generator().manual_seed(1)
@@ -152,7 +155,8 @@ def test_stored_predictions_at_the_full_resource_match_the_posterior_in_any_orde
     order = [29, 0, 7, 7, 15, 2, 28]  # a repeat, and configurations it has not seen
     no_news = queries[:0]
     assert torch.allclose(stored.predict_at_full([keys[k] for k in order], queries[order], no_news, no_news[:, 0]), gp.mean(queries[order]), atol=1e-10)
-    stored.remember_at_full(keys, queries)  # grows past its capacity
+    stored.remember_at_full(keys, queries)  # the rest, in new blocks
+    assert max(len(block) for block in stored._columns) <= 4 and len(stored._columns) >= 8
     extra_x = torch.cat([queries[:2, :2], torch.full((2, 1), 0.3, dtype=torch.float64)], -1)
     extra_y = torch.tensor([2.0, -1.0], dtype=torch.float64)
     added = stored.predict_at_full([keys[k] for k in order], queries[order], extra_x, extra_y)
