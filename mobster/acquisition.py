@@ -18,6 +18,8 @@ from botorch.models.model import Model
 from botorch.utils.safe_math import logmeanexp
 from botorch.utils.transforms import t_batch_mode_transform
 
+from mobster.fantasy import FantasizedModel
+
 #: ``to_model_input(x, r)``: search coordinates ``... x dim`` and a scaled resource to GP inputs.
 Encoder = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -119,9 +121,13 @@ class FantasyAveragedLogEI(AcquisitionFunction):
         """Posterior mean and variance at ``r_acq`` and then at each rung: ``b x (1 + K) x J`` each."""
         resources = (self.r_acq, *(self.schedule.resources if self.schedule is not None else ()))
         stacked = torch.stack([self.to_model_input(X, r) for r in resources], dim=-3)  # b x (1+K) x 1 x D
-        posterior = self.model.posterior(stacked.unsqueeze(-3))
         shape = (*X.shape[:-2], len(resources), -1)
-        return posterior.mean.reshape(shape), posterior.variance.reshape(shape)
+        if isinstance(self.model, FantasizedModel):  # its moments as they are: no distribution built
+            mean, variance = self.model.moments(stacked.reshape(-1, stacked.shape[-1]))
+        else:
+            posterior = self.model.posterior(stacked.unsqueeze(-3))
+            mean, variance = posterior.mean, posterior.variance
+        return mean.reshape(shape), variance.reshape(shape)
 
     def _log_augmentation(self, variance: torch.Tensor) -> torch.Tensor:
         """``log(1 - noise_sd / sqrt(variance + noise))`` from the posterior variance at ``r_acq``."""

@@ -73,11 +73,12 @@ class FantasizedModel(Model):
             cross = dense(self.kernel.forward(x, self.pending_x)) - whitened.transpose(-1, -2) @ self._pending_whitened
         return mean, variance, cross
 
-    def posterior(self, X: torch.Tensor, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs) -> GPyTorchPosterior:
-        if X.dim() < 3 or X.shape[-3] != 1 or X.shape[-2] != 1:
-            raise ValueError(f"expected inputs of shape ... x 1 x 1 x D, got {tuple(X.shape)}")
-        outer = X.shape[:-3]
-        points = X.reshape(-1, X.shape[-1])  # N x D
+    def moments(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior means and variances at ``points`` (``N x D``), per fantasy: ``N x J`` each.
+
+        What :meth:`posterior` wraps; the acquisition reads them directly, without building a
+        distribution (whose constructor factorises ``N x J`` one-by-one covariances per call).
+        """
         mean, variance, cross = self._predict(points)
         means = mean.unsqueeze(-1) + cross @ self._weights  # N x J
         if len(self.pending_x):
@@ -86,7 +87,12 @@ class FantasizedModel(Model):
         # GPyTorch's floor: below it, reading the posterior's variance warns (a warning a user
         # cannot act on: the variance at a measured configuration is that small).
         variance = variance.clamp_min(gpytorch.settings.min_variance.value(variance.dtype))
-        variance = variance.unsqueeze(-1).expand_as(means)
-        shape = (*outer, self.num_fantasies, 1)
+        return means, variance.unsqueeze(-1).expand_as(means)
+
+    def posterior(self, X: torch.Tensor, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs) -> GPyTorchPosterior:
+        if X.dim() < 3 or X.shape[-3] != 1 or X.shape[-2] != 1:
+            raise ValueError(f"expected inputs of shape ... x 1 x 1 x D, got {tuple(X.shape)}")
+        means, variance = self.moments(X.reshape(-1, X.shape[-1]))
+        shape = (*X.shape[:-3], self.num_fantasies, 1)
         mvn = MultivariateNormal(means.reshape(shape), torch.diag_embed(variance.reshape(shape)))
         return GPyTorchPosterior(mvn)
