@@ -64,7 +64,8 @@ FIT_SUBSET = 200
 #: Each costs one column of the training size (4 KB at the 500-point cap): the bound keeps
 #: memory flat in long studies.
 RESCUE_PRECOMPUTED = 5_000
-#: Trials whose predictions are computed in one batch (bounds the kernel's temporary matrices).
+#: Trials whose predictions are computed in one batch (bounds the kernel's temporary matrices),
+#: and the most rows of one block of the store (:class:`FittedPosterior`).
 RESCUE_CHUNK = 500
 
 #: Discrete spaces up to this size are enumerated when random draws find nothing new.
