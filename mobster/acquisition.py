@@ -14,7 +14,6 @@ from botorch.acquisition import AcquisitionFunction
 # Private, but the class would need a posterior call of its own per evaluation, a third of an
 # evaluation's cost; tests/test_acquisition.py checks the two agree, so a BoTorch change shows.
 from botorch.acquisition.analytic import _log_ei_helper
-from botorch.models.model import Model
 from botorch.utils.safe_math import logmeanexp
 from botorch.utils.transforms import t_batch_mode_transform
 
@@ -84,7 +83,7 @@ class FantasyAveragedLogEI(AcquisitionFunction):
 
     def __init__(
         self,
-        model: Model,
+        model: FantasizedModel,
         best_f: torch.Tensor,
         to_model_input: Encoder,
         r_acq: float,
@@ -122,11 +121,8 @@ class FantasyAveragedLogEI(AcquisitionFunction):
         resources = (self.r_acq, *(self.schedule.resources if self.schedule is not None else ()))
         stacked = torch.stack([self.to_model_input(X, r) for r in resources], dim=-3)  # b x (1+K) x 1 x D
         shape = (*X.shape[:-2], len(resources), -1)
-        if isinstance(self.model, FantasizedModel):  # its moments as they are: no distribution built
-            mean, variance = self.model.moments(stacked.reshape(-1, stacked.shape[-1]))
-        else:
-            posterior = self.model.posterior(stacked.unsqueeze(-3))
-            mean, variance = posterior.mean, posterior.variance
+        # The model's moments as they are: no distribution built (its constructor costs more here).
+        mean, variance = self.model.moments(stacked.reshape(-1, stacked.shape[-1]))
         return mean.reshape(shape), variance.reshape(shape)
 
     def _log_augmentation(self, variance: torch.Tensor) -> torch.Tensor:

@@ -138,9 +138,9 @@ def test_stored_predictions_at_the_full_resource_match_the_posterior_in_any_orde
     from mobster import searcher
     from mobster.posterior import ConditionedGP
     from mobster.searcher import FittedPosterior
+    from mobster.targets import TargetTransform
 
     monkeypatch.setattr(searcher, "RESCUE_CHUNK", 4)  # blocks of 4 rows: many blocks, small ones merged
-    from mobster.targets import TargetTransform
 
     generator = torch.Generator().manual_seed(1)
     x = torch.rand(40, 3, generator=generator, dtype=torch.float64)
