@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -120,6 +120,16 @@ class MultiObjectiveSearcher:
 
     def adopt_hyperparameters(self, params: dict[str, Any], size: int) -> bool:
         return self.single.adopt_hyperparameters(params, size)
+
+    @property
+    def refit_gate(self) -> Callable[[int], bool] | None:
+        """:attr:`ModelBasedSearcher.refit_gate` of the scalarised model (qLogNEHVI's models
+        per objective always refit)."""
+        return self.single.refit_gate
+
+    @refit_gate.setter
+    def refit_gate(self, gate: Callable[[int], bool] | None) -> None:
+        self.single.refit_gate = gate
 
     def draw_weights(self) -> np.ndarray:
         """A weight vector uniform on the simplex."""

@@ -182,6 +182,11 @@ class ModelBasedSearcher:
         self._units: dict[tuple, np.ndarray | None] = {}  # configuration items -> search coordinates
         #: Suggestions that fell back to a random configuration because the model failed.
         self.model_failures = 0
+        #: Asked, with the number of observations, when a hyperparameter refit is due (never for
+        #: the first fit); ``False`` keeps the current hyperparameters this time and only
+        #: conditions the GP. Processes sharing a history set it so that one of them refits while
+        #: the others wait for its result (``optuna_mobster._shared_fit``). ``None``: always refit.
+        self.refit_gate: Callable[[int], bool] | None = None
 
     # ----- public -------------------------------------------------------------------------
 
@@ -497,11 +502,14 @@ class ModelBasedSearcher:
         values = np.array([o.value for o in observations])
         transform = TargetTransform.fit(values, warp=self.options.warp_outputs)
         train_y = torch.tensor(transform(values), **self.tensor_kwargs).unsqueeze(-1)
+        refit = self._needs_refit(total) and (
+            self._warm_start is None or self.refit_gate is None or self.refit_gate(total)
+        )
         fit_rows = None
-        if len(observations) > FIT_SUBSET and self._needs_refit(total):
+        if len(observations) > FIT_SUBSET and refit:
             row_of = {(o.trial, o.resource): row for row, o in enumerate(observations)}
             fit_rows = [row_of[(o.trial, o.resource)] for o in subsample(observations, FIT_SUBSET, self._rng)]
-        return self._fit(train_x, train_y, total, fit_rows), transform, units
+        return self._fit(train_x, train_y, total, refit, fit_rows), transform, units
 
     def _rung_bars(self, observations: list[Observation]) -> dict[int, float]:
         """Rung level -> the value a new trial must reach there to go on (rungs with data only)."""
@@ -526,14 +534,15 @@ class ModelBasedSearcher:
         return self._warm_start is None or total > REFIT_GROWTH * self._fitted_size
 
     def _fit(
-        self, train_x: torch.Tensor, train_y: torch.Tensor, total: int, fit_rows: list[int] | None = None
+        self, train_x: torch.Tensor, train_y: torch.Tensor, total: int, refit: bool, fit_rows: list[int] | None = None
     ) -> SingleTaskGP:
-        """The GP on the data; hyperparameters are re-optimised only when the data grew enough,
-        on the rows ``fit_rows`` only when given (the GP is then conditioned on all rows).
+        """The GP on the data; hyperparameters are re-optimised only when ``refit`` (or when the
+        kept ones do not fit this model), on the rows ``fit_rows`` only when given (the GP is then
+        conditioned on all rows).
 
         ``total`` counts observations before the data cap, so refits continue beyond the cap.
         """
-        if not self._needs_refit(total):
+        if not refit:
             model = build_model(train_x, train_y, self.options.kernel)
             if apply_hyperparameters(model, self._warm_start):
                 return model.eval()

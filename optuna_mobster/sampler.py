@@ -56,8 +56,8 @@ class MobsterSampler(BaseSampler):
     never proposed again. Thread-safe for ``study.optimize(n_jobs=...)``; threads and processes
     that sample at the same moment never take one configuration (each claims its choice in the
     trial's system attrs before returning it, see ``optuna_mobster._claims``). Processes sharing
-    a storage fit the GP's hyperparameters once between them: the one that fits publishes them in
-    the study's system attrs, and the others use them (``optuna_mobster._shared_fit``).
+    a storage fit the GP's hyperparameters once between them: one takes a lease and fits, publishes
+    them in the study's system attrs, and the others use them (``optuna_mobster._shared_fit``).
 
     Args:
         seed: Seed for random draws, fantasies and optimiser starts.
@@ -111,6 +111,7 @@ class MobsterSampler(BaseSampler):
         searcher = self._searcher(study, search_space, levels)
         key = _searcher_key(search_space, levels)
         shared_fit.adopt_shared(study, key, searcher)  # another process may have fitted already
+        searcher.refit_gate = shared_fit.refit_gate(study, key)  # or may be fitting now
         fitted_before = searcher.fitted_hyperparameters()
         # Trials sampled at the same moment (other threads or processes) must not take the same
         # configuration: claim it in storage, and sample again with the rival's as pending if a

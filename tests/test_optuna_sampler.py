@@ -209,3 +209,48 @@ def test_processes_sharing_a_study_fit_the_hyperparameters_once(monkeypatch):
     assert trial.params and not fits  # a model-based suggestion, without a fit of its own
     (own,) = second.sampler._searchers.values()
     assert own.fitted_hyperparameters() == (shared[0]["params"], shared[0]["size"])
+
+
+def test_a_process_keeps_its_hyperparameters_while_another_holds_the_lease_to_refit(monkeypatch):
+    # Three processes on one storage, as three samplers: the first fitted and published; the data
+    # then grew (a random sampler's trials) so that a refit is due; a third process holds the
+    # lease to refit now. The second conditions the GP on the published hyperparameters instead
+    # of fitting its own, and fits once the lease has expired.
+    import mobster.searcher
+    from optuna_mobster import _shared_fit
+
+    fits = []
+    real_fit = mobster.searcher.fit_model
+    monkeypatch.setattr(mobster.searcher, "fit_model", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    storage = optuna.storages.InMemoryStorage()
+
+    def load(sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+        return optuna.load_study(study_name="lease", storage=storage, sampler=sampler, pruner=MobsterPruner(max_resource=9))
+
+    optuna.create_study(study_name="lease", storage=storage)
+    first = MobsterSampler(seed=0, num_initial_random=4, random_fraction=0.0)
+    load(first).optimize(lambda t: objective(t, max_step=9), n_trials=8)
+    ((searcher_key, _mode),) = first._searchers  # what the searchers model: keys their attrs
+    load(optuna.samplers.RandomSampler(seed=0)).optimize(lambda t: objective(t, max_step=9), n_trials=12)
+    second = load(MobsterSampler(seed=1, num_initial_random=4, random_fraction=0.0))
+    attrs = lambda: storage.get_study_system_attrs(second._study_id)  # noqa: E731
+    fit_key = _shared_fit.attr_key(searcher_key)
+    published = attrs()[fit_key]
+    assert _shared_fit.refit_gate(second, searcher_key)(10_000)  # the third process takes the lease
+    assert not _shared_fit.refit_gate(second, searcher_key)(10_000)  # and holds it against others
+
+    fits.clear()
+    trial = second.ask(_DISTRIBUTIONS)
+    second.tell(trial, state=TrialState.FAIL)
+    (own,) = second.sampler._searchers.values()
+    assert trial.params and not fits  # a model-based suggestion on the published fit
+    assert own.fitted_hyperparameters()[1] == published["size"]
+
+    lease_key = _shared_fit.attr_key(searcher_key, _shared_fit.LEASE_PREFIX)
+    expired = {**attrs()[lease_key], "at": attrs()[lease_key]["at"] - 2 * _shared_fit.LEASE_SECONDS}
+    storage.set_study_system_attr(second._study_id, lease_key, expired)
+    trial = second.ask(_DISTRIBUTIONS)
+    second.tell(trial, state=TrialState.FAIL)
+    assert fits and own.fitted_hyperparameters()[1] > published["size"]
+    assert attrs()[fit_key]["size"] == own.fitted_hyperparameters()[1]  # published for the others
+
