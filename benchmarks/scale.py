@@ -5,6 +5,7 @@
     python -m benchmarks.scale --part core --device cuda
     python -m benchmarks.scale --part ray --concurrency 32 128 --trials 300
     python -m benchmarks.scale --part optuna --processes 1 4 8 --trials 2000 --storage sqlite postgresql
+    python -m benchmarks.scale --part optuna --processes 1 8 --trials 400 --busy 7   # with a control row
 
 **core**: one fresh process per size, one torch thread, process CPU seconds (``--device cuda``:
 wall seconds, the GPU's work is not CPU time). The history is ASHA-shaped: trials of a synthetic
@@ -32,7 +33,12 @@ because the model's next one was not ready.
 throw-away PostgreSQL server when its binaries are installed), ``MobsterSampler`` +
 ``MobsterPruner``, ``--trials`` trials in all of a cheap synthetic objective. Per process: the
 latency of ``study.ask()`` plus the trial's suggestions (p50 / p99) and the CPU seconds spent in
-the sampler; per run: sampler CPU per trial, and its ratio to one process's.
+the sampler; per run: sampler CPU per trial, and its ratio to one process's. ``--busy N`` adds a
+control row per storage: one sampler process beside ``N`` processes that only keep the CPUs busy
+with the GP's kind of work (Cholesky factorisations and triangular solves of a 500-point kernel
+matrix). Processes that outnumber the cores slow each other's CPU seconds (caches, switches);
+the control measures that part alone, so the ratio of N + 1 sampler processes to it is what
+sharing a study costs beyond sharing the CPUs.
 
 Figures print as tables; ``--out`` (default ``benchmarks/results/scale``) receives one JSON per
 part and a PNG per part beside it.
@@ -479,9 +485,42 @@ def _postgres_url(folder: Path) -> tuple[str, Callable[[], None]] | None:
     return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres", stop
 
 
-def run_optuna(processes: Sequence[int], storages: Sequence[str], trials: int, seed: int) -> list[dict[str, Any]]:
+def busy_worker(seconds: float) -> None:
+    """Keep one CPU busy with the GP's kind of work for ``seconds`` (or until killed)."""
+    rng = np.random.default_rng(0)
+    points = rng.random((500, 4))
+    gram = np.exp(-((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)) + 1e-3 * np.eye(500)
+    columns = rng.random((500, 700))
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        factor = np.linalg.cholesky(gram)
+        np.linalg.solve(factor, columns)
+
+
+def _run_optuna_workers(url: str, name: str, count: int, share: int, seed: int, busy: int, env: dict) -> list[dict[str, Any]]:
+    """``count`` sampler processes on one new study (``busy`` CPU-bound processes beside them)."""
     import optuna
 
+    optuna.create_study(study_name=name, storage=url, direction="minimize")
+    burners = [
+        subprocess.Popen([sys.executable, "-m", "benchmarks.scale", "--busy-worker"], env=env) for _ in range(busy)
+    ]
+    try:
+        commands = [
+            [sys.executable, "-m", "benchmarks.scale", "--optuna-worker", url, name, str(share), "--seed", str(seed + k)]
+            for k in range(count)
+        ]
+        workers = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True, env=env) for c in commands]
+        return [json.loads(w.communicate()[0].strip().splitlines()[-1]) for w in workers]
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def run_optuna(
+    processes: Sequence[int], storages: Sequence[str], trials: int, seed: int, busy: int = 0
+) -> list[dict[str, Any]]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     rows = []
     print(f"{'storage':>10} {'procs':>5} {'trials':>6} {'ask p50 s':>9} {'ask p99 s':>9} {'sampler CPU/trial s':>19} {'vs 1 proc':>9}", flush=True)
@@ -498,21 +537,16 @@ def run_optuna(processes: Sequence[int], storages: Sequence[str], trials: int, s
             else:
                 url = f"sqlite:///{folder / 'study.db'}"
             single = None
-            for count in processes:
-                name = f"scale-{count}"
-                optuna.create_study(study_name=name, storage=url, direction="minimize")
+            runs = [(count, 0) for count in processes] + ([(1, busy)] if busy else [])
+            for count, beside in runs:
                 share = math.ceil(trials / count)
-                commands = [
-                    [sys.executable, "-m", "benchmarks.scale", "--optuna-worker", url, name, str(share), "--seed", str(seed + k)]
-                    for k in range(count)
-                ]
-                workers = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True, env=env) for c in commands]
-                outputs = [json.loads(w.communicate()[0].strip().splitlines()[-1]) for w in workers]
+                outputs = _run_optuna_workers(url, f"scale-{count}-{beside}", count, share, seed, beside, env)
                 cpu_per_trial = sum(o["sampler_cpu_s"] for o in outputs) / (share * count)
-                single = cpu_per_trial if count == 1 else single
+                single = cpu_per_trial if count == 1 and not beside else single
                 row = {
                     "storage": kind,
                     "processes": count,
+                    "busy_beside": beside,
                     "trials": share * count,
                     "ask_p50_s": float(np.median([o["ask_p50_s"] for o in outputs])),
                     "ask_p99_s": float(np.max([o["ask_p99_s"] for o in outputs])),
@@ -521,8 +555,9 @@ def run_optuna(processes: Sequence[int], storages: Sequence[str], trials: int, s
                     "per_process": outputs,
                 }
                 rows.append(row)
+                label = f"1+{beside} busy" if beside else str(count)
                 print(
-                    f"{kind:>10} {count:>5} {row['trials']:>6} {row['ask_p50_s']:>9.3f} {row['ask_p99_s']:>9.3f} "
+                    f"{kind:>10} {label:>5} {row['trials']:>6} {row['ask_p50_s']:>9.3f} {row['ask_p99_s']:>9.3f} "
                     f"{cpu_per_trial:>19.3f} {row['ratio_to_one_process']:>8.2f}x",
                     flush=True,
                 )
@@ -562,8 +597,13 @@ def plot(part: str, rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_title("Ray Tune: time the event loop spends in the tuner")
     else:
         for kind in sorted({r["storage"] for r in rows}):
-            chosen = [r for r in rows if r["storage"] == kind]
-            ax.plot([r["processes"] for r in chosen], [r["sampler_cpu_per_trial_s"] for r in chosen], "o-", label=kind)
+            chosen = [r for r in rows if r["storage"] == kind and not r.get("busy_beside")]
+            line = ax.plot([r["processes"] for r in chosen], [r["sampler_cpu_per_trial_s"] for r in chosen], "o-", label=kind)
+            for control in (r for r in rows if r["storage"] == kind and r.get("busy_beside")):
+                ax.plot(
+                    [1 + control["busy_beside"]], [control["sampler_cpu_per_trial_s"]], "x", ms=9, color=line[0].get_color(),
+                    label=f"{kind}: one process beside {control['busy_beside']} busy ones",
+                )
         ax.set_xlabel("processes sharing the study")
         ax.set_ylabel("sampler CPU seconds per trial")
         ax.set_title("Optuna: cost of many processes on one study")
@@ -588,12 +628,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epoch-seconds", type=float, default=1.0)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--storage", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
+    parser.add_argument("--busy", type=int, default=0, help="Optuna: a control row, one process beside this many busy ones")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--core-worker", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--optuna-worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--busy-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    if args.busy_worker:
+        busy_worker(seconds=24 * 3600.0)  # the run kills it when its sampler process is done
+        return 0
     if args.core_worker:
         print(json.dumps(measure_core(*args.core_worker, device=args.device, repeats=args.repeats)))
         return 0
@@ -612,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = run_ray(args.methods, args.concurrency, args.trials or 300, args.epoch_seconds, args.seed, args.out)
             name = "ray"
         else:
-            rows = run_optuna(args.processes, args.storage, args.trials or 2000, args.seed)
+            rows = run_optuna(args.processes, args.storage, args.trials or 2000, args.seed, args.busy)
             name = "optuna"
         if not rows:
             continue

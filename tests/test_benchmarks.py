@@ -313,6 +313,19 @@ def test_scale_benchmark_measures_the_core_and_times_callbacks() -> None:
     assert 0 <= summary["share"] < 1 and summary["max_s"] >= summary["p99_s"] > 0
 
 
+def test_scale_benchmark_runs_optuna_processes_on_one_study_and_a_control_beside_busy_ones(tmp_path) -> None:
+    from benchmarks import scale
+
+    rows = scale.run_optuna([1, 2], ["sqlite"], trials=6, seed=0, busy=1)
+    assert [(r["processes"], r["busy_beside"], r["trials"]) for r in rows] == [(1, 0, 6), (2, 0, 6), (1, 1, 6)]
+    assert all(r["sampler_cpu_per_trial_s"] > 0 and r["ask_p99_s"] >= r["ask_p50_s"] > 0 for r in rows)
+    assert rows[0]["ratio_to_one_process"] == 1.0
+    assert rows[2]["ratio_to_one_process"] == rows[2]["sampler_cpu_per_trial_s"] / rows[0]["sampler_cpu_per_trial_s"]
+    assert [len(r["per_process"]) for r in rows] == [1, 2, 1]
+    scale.plot("optuna", rows, tmp_path / "optuna.png")
+    assert (tmp_path / "optuna.png").stat().st_size > 0
+
+
 def test_mo_hypervolume_over_time_of_hand_made_completions() -> None:
     from benchmarks import multiobjective as mo
 
