@@ -72,6 +72,12 @@ RESCUE_CHUNK = 500
 ENUMERATION_LIMIT = 100_000
 
 
+def refit_due(total: int, fitted_size: int) -> bool:
+    """Whether hyperparameters fitted on ``fitted_size`` observations are re-optimised for
+    ``total``: once the data grew past ``REFIT_GROWTH`` times the size they were fitted on."""
+    return total > REFIT_GROWTH * fitted_size
+
+
 class FittedPosterior:
     """The GP of the last model-based suggestion: its posterior given the data, the transform of
     its targets, and the (search coordinates, resource) of every observation it was given.
@@ -502,9 +508,7 @@ class ModelBasedSearcher:
         values = np.array([o.value for o in observations])
         transform = TargetTransform.fit(values, warp=self.options.warp_outputs)
         train_y = torch.tensor(transform(values), **self.tensor_kwargs).unsqueeze(-1)
-        refit = self._needs_refit(total) and (
-            self._warm_start is None or self.refit_gate is None or self.refit_gate(total)
-        )
+        refit = self._refit_now(total)
         fit_rows = None
         if len(observations) > FIT_SUBSET and refit:
             row_of = {(o.trial, o.resource): row for row, o in enumerate(observations)}
@@ -529,9 +533,15 @@ class ModelBasedSearcher:
             before_acquisition=sum(level < r_acq for level in rungs),
         )
 
-    def _needs_refit(self, total: int) -> bool:
-        """Whether the hyperparameters are re-optimised for ``total`` observations."""
-        return self._warm_start is None or total > REFIT_GROWTH * self._fitted_size
+    def _refit_now(self, total: int) -> bool:
+        """Whether the hyperparameters are re-optimised for ``total`` observations: always when
+        there are none yet, else when the data grew past the refit factor and the
+        :attr:`refit_gate` (which may write to a shared storage: ask once per model) agrees."""
+        if self._warm_start is None:
+            return True
+        if not refit_due(total, self._fitted_size):
+            return False
+        return self.refit_gate is None or self.refit_gate(total)
 
     def _fit(
         self, train_x: torch.Tensor, train_y: torch.Tensor, total: int, refit: bool, fit_rows: list[int] | None = None

@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mobster.searcher import REFIT_GROWTH, ModelBasedSearcher
+from mobster.searcher import ModelBasedSearcher, refit_due
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -67,7 +67,7 @@ def _covers(lease: Any, size: int) -> bool:
     if not isinstance(lease, dict) or not isinstance(lease.get("size"), int) or not isinstance(lease.get("at"), (int, float)):
         return False
     # abs(): clocks of different machines may disagree by a little, either way.
-    return abs(time.time() - lease["at"]) < LEASE_SECONDS and size <= REFIT_GROWTH * lease["size"]
+    return abs(time.time() - lease["at"]) < LEASE_SECONDS and not refit_due(size, lease["size"])
 
 
 def adopt_shared(study: Study, searcher_key: tuple, searcher: ModelBasedSearcher) -> None:
