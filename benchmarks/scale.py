@@ -6,6 +6,7 @@
     python -m benchmarks.scale --part ray --concurrency 32 128 --trials 300
     python -m benchmarks.scale --part optuna --processes 1 4 8 --trials 2000 --storage sqlite postgresql
     python -m benchmarks.scale --part optuna --processes 1 8 --trials 400 --busy 7   # with a control row
+    python -m benchmarks.scale --part optuna --optuna-repeats 1                      # one run of each kind
 
 **core**: one fresh process per size, one torch thread, process CPU seconds (``--device cuda``:
 wall seconds, the GPU's work is not CPU time). The history is ASHA-shaped: trials of a synthetic
@@ -38,7 +39,11 @@ control row per storage: one sampler process beside ``N`` processes that only ke
 with the GP's kind of work (Cholesky factorisations and triangular solves of a 500-point kernel
 matrix). Processes that outnumber the cores slow each other's CPU seconds (caches, switches);
 the control measures that part alone, so the ratio of N + 1 sampler processes to it is what
-sharing a study costs beyond sharing the CPUs.
+sharing a study costs beyond sharing the CPUs. Every run starts on an empty storage of its own (a
+new SQLite file or PostgreSQL database) and runs ``--optuna-repeats`` times (default 3) with
+other seeds: a run's cost per trial follows its trajectory (how many trials its seeds take to
+deep rungs), and single runs differ by 10% or more. The summary gives the ratio of the means and
+the range of the repeats' own ratios.
 
 Figures print as tables; ``--out`` (default ``benchmarks/results/scale``) receives one JSON per
 part and a PNG per part beside it.
@@ -519,52 +524,111 @@ def _run_optuna_workers(url: str, name: str, count: int, share: int, seed: int, 
 
 
 def run_optuna(
-    processes: Sequence[int], storages: Sequence[str], trials: int, seed: int, busy: int = 0
+    processes: Sequence[int], storages: Sequence[str], trials: int, seed: int, busy: int = 0, repeats: int = 1
 ) -> list[dict[str, Any]]:
+    """Every run (process count, and the control with ``busy`` beside one) ``repeats`` times per
+    storage, each on an empty storage of its own and with its own seeds; one row per run."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     rows = []
-    print(f"{'storage':>10} {'procs':>5} {'trials':>6} {'ask p50 s':>9} {'ask p99 s':>9} {'sampler CPU/trial s':>19} {'vs 1 proc':>9}", flush=True)
+    print(f"{'storage':>10} {'procs':>8} {'repeat':>6} {'trials':>6} {'ask p50 s':>9} {'ask p99 s':>9} {'sampler CPU/trial s':>19} {'vs 1 proc':>9}", flush=True)
     for kind in storages:
         folder = Path(tempfile.mkdtemp(prefix="mobster-scale-optuna-"))
         stop: Callable[[], None] = lambda: None  # noqa: E731
         try:
+            server = None
             if kind == "postgresql":
                 server = _postgres_url(folder)
                 if server is None:
                     print("postgresql: no server binaries installed (apt-get install postgresql); skipped", flush=True)
                     continue
-                url, stop = server
-            else:
-                url = f"sqlite:///{folder / 'study.db'}"
-            single = None
-            runs = [(count, 0) for count in processes] + ([(1, busy)] if busy else [])
-            for count, beside in runs:
-                share = math.ceil(trials / count)
-                outputs = _run_optuna_workers(url, f"scale-{count}-{beside}", count, share, seed, beside, env)
-                cpu_per_trial = sum(o["sampler_cpu_s"] for o in outputs) / (share * count)
-                single = cpu_per_trial if count == 1 and not beside else single
-                row = {
-                    "storage": kind,
-                    "processes": count,
-                    "busy_beside": beside,
-                    "trials": share * count,
-                    "ask_p50_s": float(np.median([o["ask_p50_s"] for o in outputs])),
-                    "ask_p99_s": float(np.max([o["ask_p99_s"] for o in outputs])),
-                    "sampler_cpu_per_trial_s": cpu_per_trial,
-                    "ratio_to_one_process": cpu_per_trial / single if single else math.nan,
-                    "per_process": outputs,
-                }
-                rows.append(row)
-                label = f"1+{beside} busy" if beside else str(count)
-                print(
-                    f"{kind:>10} {label:>5} {row['trials']:>6} {row['ask_p50_s']:>9.3f} {row['ask_p99_s']:>9.3f} "
-                    f"{cpu_per_trial:>19.3f} {row['ratio_to_one_process']:>8.2f}x",
-                    flush=True,
-                )
+                stop = server[1]
+            for repeat in range(repeats):
+                single = None
+                runs = [(count, 0) for count in processes] + ([(1, busy)] if busy else [])
+                for count, beside in runs:
+                    share = math.ceil(trials / count)
+                    # An empty storage per run: every run starts from the same state, whatever ran before.
+                    name = f"scale_{count}_{beside}_{repeat}"
+                    url = _empty_storage(server[0], name) if server else f"sqlite:///{folder / name}.db"
+                    outputs = _run_optuna_workers(url, name, count, share, seed + 1000 * repeat, beside, env)
+                    cpu_per_trial = sum(o["sampler_cpu_s"] for o in outputs) / (share * count)
+                    single = cpu_per_trial if count == 1 and not beside else single
+                    row = {
+                        "storage": kind,
+                        "processes": count,
+                        "busy_beside": beside,
+                        "repeat": repeat,
+                        "trials": share * count,
+                        "ask_p50_s": float(np.median([o["ask_p50_s"] for o in outputs])),
+                        "ask_p99_s": float(np.max([o["ask_p99_s"] for o in outputs])),
+                        "sampler_cpu_per_trial_s": cpu_per_trial,
+                        "ratio_to_one_process": cpu_per_trial / single if single else math.nan,
+                        "per_process": outputs,
+                    }
+                    rows.append(row)
+                    print(
+                        f"{kind:>10} {_run_label(row):>8} {repeat:>6} {row['trials']:>6} {row['ask_p50_s']:>9.3f} "
+                        f"{row['ask_p99_s']:>9.3f} {cpu_per_trial:>19.3f} {row['ratio_to_one_process']:>8.2f}x",
+                        flush=True,
+                    )
         finally:
             stop()
             shutil.rmtree(folder, ignore_errors=True)
+    if repeats > 1:
+        print_optuna_summary(rows)
     return rows
+
+
+def _run_label(row: dict[str, Any]) -> str:
+    return f"1+{row['busy_beside']} busy" if row["busy_beside"] else str(row["processes"])
+
+
+def optuna_summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per storage and run kind: the mean sampler CPU per trial over the repeats, its ratio to
+    the mean of one process, and the range of the repeats' own ratios."""
+    summary = []
+    for kind in dict.fromkeys(r["storage"] for r in rows):
+        mine = [r for r in rows if r["storage"] == kind]
+        single = [r["sampler_cpu_per_trial_s"] for r in mine if r["processes"] == 1 and not r["busy_beside"]]
+        for label in dict.fromkeys(_run_label(r) for r in mine):
+            chosen = [r for r in mine if _run_label(r) == label]
+            mean = float(np.mean([r["sampler_cpu_per_trial_s"] for r in chosen]))
+            ratios = [r["ratio_to_one_process"] for r in chosen]
+            summary.append(
+                {
+                    "storage": kind,
+                    "run": label,
+                    "repeats": len(chosen),
+                    "sampler_cpu_per_trial_s": mean,
+                    "ratio_of_means": mean / float(np.mean(single)) if single else math.nan,
+                    "ratio_min": float(np.min(ratios)),
+                    "ratio_max": float(np.max(ratios)),
+                }
+            )
+    return summary
+
+
+def print_optuna_summary(rows: Sequence[dict[str, Any]]) -> None:
+    print(f"{'storage':>10} {'procs':>8} {'repeats':>7} {'mean CPU/trial s':>16} {'vs 1 proc':>9} {'repeats range':>15}", flush=True)
+    for s in optuna_summary(rows):
+        print(
+            f"{s['storage']:>10} {s['run']:>8} {s['repeats']:>7} {s['sampler_cpu_per_trial_s']:>16.3f} "
+            f"{s['ratio_of_means']:>8.2f}x {s['ratio_min']:>6.2f}x-{s['ratio_max']:.2f}x",
+            flush=True,
+        )
+
+
+def _empty_storage(server_url: str, name: str) -> str:
+    """A new, empty database ``name`` on the PostgreSQL server; its URL."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    finally:
+        engine.dispose()
+    return f"{server_url.rsplit('/', 1)[0]}/{name}"
 
 
 # ----- figures and the command line ------------------------------------------------------------
@@ -597,12 +661,17 @@ def plot(part: str, rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_title("Ray Tune: time the event loop spends in the tuner")
     else:
         for kind in sorted({r["storage"] for r in rows}):
-            chosen = [r for r in rows if r["storage"] == kind and not r.get("busy_beside")]
-            line = ax.plot([r["processes"] for r in chosen], [r["sampler_cpu_per_trial_s"] for r in chosen], "o-", label=kind)
-            for control in (r for r in rows if r["storage"] == kind and r.get("busy_beside")):
+            # The mean over the repeats, and each repeat as a faint point.
+            counts = sorted({r["processes"] for r in rows if r["storage"] == kind and not r.get("busy_beside")})
+            runs = [[r for r in rows if r["storage"] == kind and r["processes"] == c and not r.get("busy_beside")] for c in counts]
+            line = ax.plot(counts, [np.mean([r["sampler_cpu_per_trial_s"] for r in run]) for run in runs], "o-", label=kind)
+            for count, run in zip(counts, runs):
+                ax.plot([count] * len(run), [r["sampler_cpu_per_trial_s"] for r in run], ".", alpha=0.4, color=line[0].get_color())
+            controls = [r for r in rows if r["storage"] == kind and r.get("busy_beside")]
+            if controls:
                 ax.plot(
-                    [1 + control["busy_beside"]], [control["sampler_cpu_per_trial_s"]], "x", ms=9, color=line[0].get_color(),
-                    label=f"{kind}: one process beside {control['busy_beside']} busy ones",
+                    [1 + controls[0]["busy_beside"]], [np.mean([r["sampler_cpu_per_trial_s"] for r in controls])], "x", ms=9,
+                    color=line[0].get_color(), label=f"{kind}: one process beside {controls[0]['busy_beside']} busy ones",
                 )
         ax.set_xlabel("processes sharing the study")
         ax.set_ylabel("sampler CPU seconds per trial")
@@ -629,6 +698,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--storage", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
     parser.add_argument("--busy", type=int, default=0, help="Optuna: a control row, one process beside this many busy ones")
+    parser.add_argument("--optuna-repeats", type=int, default=3, help="Optuna: runs of each kind, each with its own seeds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--core-worker", nargs=2, type=int, help=argparse.SUPPRESS)
@@ -657,7 +727,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = run_ray(args.methods, args.concurrency, args.trials or 300, args.epoch_seconds, args.seed, args.out)
             name = "ray"
         else:
-            rows = run_optuna(args.processes, args.storage, args.trials or 2000, args.seed, args.busy)
+            rows = run_optuna(args.processes, args.storage, args.trials or 2000, args.seed, args.busy, args.optuna_repeats)
             name = "optuna"
         if not rows:
             continue

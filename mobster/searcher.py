@@ -188,10 +188,11 @@ class ModelBasedSearcher:
         self._units: dict[tuple, np.ndarray | None] = {}  # configuration items -> search coordinates
         #: Suggestions that fell back to a random configuration because the model failed.
         self.model_failures = 0
-        #: Asked, with the number of observations, when a hyperparameter refit is due (never for
-        #: the first fit); ``False`` keeps the current hyperparameters this time and only
-        #: conditions the GP. Processes sharing a history set it so that one of them refits while
-        #: the others wait for its result (``optuna_mobster._shared_fit``). ``None``: always refit.
+        #: Asked, with the number of observations, when a hyperparameter fit is due; ``False``
+        #: keeps the current hyperparameters this time and only conditions the GP, or, before the
+        #: first fit (none to keep), makes this suggestion random. Processes sharing a history set
+        #: it so that one of them fits while the others wait for its result
+        #: (``optuna_mobster._shared_fit``). ``None``: always fit.
         self.refit_gate: Callable[[int], bool] | None = None
 
     # ----- public -------------------------------------------------------------------------
@@ -217,6 +218,8 @@ class ModelBasedSearcher:
             observations, offenders = collect_observations(trials, self.levels, self._sign)
             self._warn_once(trials, offenders)
             if len({o.value for o in observations}) < 2:
+                return self._random_config(excluded)
+            if self._first_fit_elsewhere(len(observations)):
                 return self._random_config(excluded)
             try:
                 unit = self._model_based_unit(trials, units, observations, excluded)
@@ -533,10 +536,16 @@ class ModelBasedSearcher:
             before_acquisition=sum(level < r_acq for level in rungs),
         )
 
+    def _first_fit_elsewhere(self, total: int) -> bool:
+        """Whether another process fits the first hyperparameters now (the :attr:`refit_gate`
+        says so): the suggestion is random until it publishes them, rather than a second fit."""
+        return self._warm_start is None and self.refit_gate is not None and not self.refit_gate(total)
+
     def _refit_now(self, total: int) -> bool:
         """Whether the hyperparameters are re-optimised for ``total`` observations: always when
-        there are none yet, else when the data grew past the refit factor and the
-        :attr:`refit_gate` (which may write to a shared storage: ask once per model) agrees."""
+        there are none yet (the gate, if any, was asked by :meth:`suggest`), else when the data
+        grew past the refit factor and the :attr:`refit_gate` (which may write to a shared
+        storage: ask once per model) agrees."""
         if self._warm_start is None:
             return True
         if not refit_due(total, self._fitted_size):

@@ -316,12 +316,19 @@ def test_scale_benchmark_measures_the_core_and_times_callbacks() -> None:
 def test_scale_benchmark_runs_optuna_processes_on_one_study_and_a_control_beside_busy_ones(tmp_path) -> None:
     from benchmarks import scale
 
-    rows = scale.run_optuna([1, 2], ["sqlite"], trials=6, seed=0, busy=1)
-    assert [(r["processes"], r["busy_beside"], r["trials"]) for r in rows] == [(1, 0, 6), (2, 0, 6), (1, 1, 6)]
+    rows = scale.run_optuna([1, 2], ["sqlite"], trials=6, seed=0, busy=1, repeats=2)
+    runs = [(r["processes"], r["busy_beside"], r["repeat"], r["trials"]) for r in rows]
+    assert runs == [(1, 0, 0, 6), (2, 0, 0, 6), (1, 1, 0, 6), (1, 0, 1, 6), (2, 0, 1, 6), (1, 1, 1, 6)]
     assert all(r["sampler_cpu_per_trial_s"] > 0 and r["ask_p99_s"] >= r["ask_p50_s"] > 0 for r in rows)
-    assert rows[0]["ratio_to_one_process"] == 1.0
-    assert rows[2]["ratio_to_one_process"] == rows[2]["sampler_cpu_per_trial_s"] / rows[0]["sampler_cpu_per_trial_s"]
-    assert [len(r["per_process"]) for r in rows] == [1, 2, 1]
+    assert rows[0]["ratio_to_one_process"] == rows[3]["ratio_to_one_process"] == 1.0
+    assert rows[5]["ratio_to_one_process"] == rows[5]["sampler_cpu_per_trial_s"] / rows[3]["sampler_cpu_per_trial_s"]
+    assert [len(r["per_process"]) for r in rows] == [1, 2, 1] * 2
+    summary = {s["run"]: s for s in scale.optuna_summary(rows)}
+    assert list(summary) == ["1", "2", "1+1 busy"] and all(s["repeats"] == 2 for s in summary.values())
+    two = (rows[1]["sampler_cpu_per_trial_s"] + rows[4]["sampler_cpu_per_trial_s"]) / 2
+    one = (rows[0]["sampler_cpu_per_trial_s"] + rows[3]["sampler_cpu_per_trial_s"]) / 2
+    assert summary["2"]["ratio_of_means"] == pytest.approx(two / one)
+    assert summary["2"]["ratio_min"] <= summary["2"]["ratio_max"]
     scale.plot("optuna", rows, tmp_path / "optuna.png")
     assert (tmp_path / "optuna.png").stat().st_size > 0
 

@@ -26,31 +26,30 @@ def three_asked_trials():
     return study, study.get_trials()
 
 
-def claim(study, trial, config, final):
-    claims._write(study, trial, config, final=final)
+def claim(study, trial, config):
+    study._storage.set_trial_system_attr(trial._trial_id, claims.CLAIM_KEY, {"config": config})
 
 
-def test_an_uncontested_claim_stands_and_becomes_final(three_asked_trials):
+def test_an_uncontested_claim_stands(three_asked_trials):
     study, (first, middle, last) = three_asked_trials
-    claim(study, first, OTHER, final=True)
+    claim(study, first, OTHER)
     assert claims.stake(study, middle, CONFIG, equal_to_one)
     stored = study.get_trials()[middle.number].system_attrs[claims.CLAIM_KEY]
-    assert stored == {"config": CONFIG, "final": True}
+    assert stored == {"config": CONFIG}
 
 
-@pytest.mark.parametrize(
-    ("rival", "final", "middle_keeps"),
-    [
-        ("first", False, False),  # a lower number wins a tie between tentative claims
-        ("first", True, False),
-        ("last", False, True),  # a higher-numbered tentative claim gives way to ours
-        ("last", True, False),  # a final claim wins whatever its number
-    ],
-)
-def test_rival_claims(three_asked_trials, rival, final, middle_keeps):
+@pytest.mark.parametrize("rival", ["first", "last"])
+def test_a_rival_claim_on_the_configuration_makes_the_sampler_give_way_whatever_its_number(three_asked_trials, rival):
     study, (first, middle, last) = three_asked_trials
-    claim(study, {"first": first, "last": last}[rival], CONFIG, final=final)
-    assert claims.stake(study, middle, CONFIG, equal_to_one) is middle_keeps
+    claim(study, {"first": first, "last": last}[rival], CONFIG)
+    assert not claims.stake(study, middle, CONFIG, equal_to_one)
+    assert claims.stake(study, middle, OTHER, equal_to_one)
+
+
+def test_of_two_trials_staking_one_configuration_the_second_to_write_gives_way(three_asked_trials):
+    study, (first, middle, last) = three_asked_trials
+    assert claims.stake(study, last, CONFIG, equal_to_one)  # wrote first, saw no rival
+    assert not claims.stake(study, middle, CONFIG, equal_to_one)  # wrote second: sees it
 
 
 def test_a_pruned_rival_with_these_params_wins(three_asked_trials):
@@ -73,5 +72,5 @@ def test_sampler_claims_before_the_objective_suggests_and_models_the_claim_as_pe
     # Both sample before either stores params, as two processes at the same moment would.
     first_config, second_config = first.relative_params, second.relative_params
     stored = study.get_trials()[first.number].system_attrs[claims.CLAIM_KEY]
-    assert stored == {"config": first_config, "final": True}
+    assert stored == {"config": first_config}
     assert first_config and second_config and first_config != second_config

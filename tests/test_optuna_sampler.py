@@ -254,3 +254,43 @@ def test_a_process_keeps_its_hyperparameters_while_another_holds_the_lease_to_re
     assert fits and own.fitted_hyperparameters()[1] > published["size"]
     assert attrs()[fit_key]["size"] == own.fitted_hyperparameters()[1]  # published for the others
 
+
+
+def test_a_process_samples_at_random_while_another_fits_the_first_model(monkeypatch):
+    # The model is due (enough random trials), and another process holds the lease to fit the
+    # first hyperparameters: this process has none to keep, so it samples at random rather than
+    # fit the same model a second time, and fits once the lease has expired.
+    import mobster.searcher
+    from optuna_mobster import _shared_fit
+
+    fits = []
+    real_fit = mobster.searcher.fit_model
+    monkeypatch.setattr(mobster.searcher, "fit_model", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+
+    def sampler(seed: int) -> MobsterSampler:
+        return MobsterSampler(seed=seed, num_initial_random=4, random_fraction=0.0)
+
+    probe = sampler(0)  # a searcher's key depends on the space and levels only: learn it elsewhere
+    optuna.create_study(sampler=probe, pruner=MobsterPruner(max_resource=9)).optimize(
+        lambda t: objective(t, max_step=9), n_trials=2
+    )
+    ((searcher_key, _mode),) = probe._searchers
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(study_name="first", storage=storage, sampler=optuna.samplers.RandomSampler(seed=0)).optimize(
+        lambda t: objective(t, max_step=9), n_trials=8
+    )
+    study = optuna.load_study(study_name="first", storage=storage, sampler=sampler(1), pruner=MobsterPruner(max_resource=9))
+    assert _shared_fit.refit_gate(study, searcher_key)(10_000)  # the other process takes the lease
+
+    fits.clear()
+    trial = study.ask(_DISTRIBUTIONS)
+    study.tell(trial, state=TrialState.FAIL)
+    (own,) = study.sampler._searchers.values()
+    assert trial.params and not fits and own.fitted_hyperparameters() is None  # random, no fit
+
+    lease_key = _shared_fit.attr_key(searcher_key, _shared_fit.LEASE_PREFIX)
+    lease = storage.get_study_system_attrs(study._study_id)[lease_key]
+    storage.set_study_system_attr(study._study_id, lease_key, {**lease, "at": lease["at"] - 2 * _shared_fit.LEASE_SECONDS})
+    trial = study.ask(_DISTRIBUTIONS)
+    study.tell(trial, state=TrialState.FAIL)
+    assert fits and own.fitted_hyperparameters() is not None
