@@ -20,6 +20,11 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior, LogNormalPrior
 from linear_operator.utils.cholesky import psd_safe_cholesky
 
+# Building a GPyTorch kernel calls torch.broadcast_shapes, whose first call imports torch's
+# symbolic-shape module and SymPy: 0.2 to 0.7 s of CPU. Imported here, with the library, so
+# that the first suggestion (inside a framework's callback, in every process) does not pay it.
+import torch.fx.experimental.symbolic_shapes  # noqa: E402,F401  isort: skip
+
 from mobster.kernels import ExpDecayMean, ExpDecayParameters, ExpDecayResourceKernel
 from mobster.posterior import dense
 
