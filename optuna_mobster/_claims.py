@@ -14,9 +14,9 @@ the storage orders writes and reads, so whichever of the two wrote second reads 
 other's write, sees it and gives way. Both give way only when both writes come before either
 read (the few milliseconds between a write and its read); each then samples again with the
 other's claim as pending. A claim costs one write and one read. Processes that sample all the
-time (fast objectives) can keep colliding, each round with the next trial of the other process, because
-the same model leads them to the same places; so the sampler's last round (``MAX_ROUNDS``) is
-random.
+time (fast objectives) can keep colliding, each round with the next trial of the other process,
+because the same model leads them to the same places; so the sampler's last round
+(``MAX_ROUNDS``) is random.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ about to refit first takes a lease (another system attr: the size it fits for, a
 time), reads it back, and fits only if the lease is still its own; while a lease younger than
 ``LEASE_SECONDS`` covers the size of its data, a process keeps its current hyperparameters and
 only conditions the GP (its next suggestion adopts the published fit); one with none yet samples
-at random, as it did before the model was due, rather than fit the first model a second time. Two processes can still
-both fit when their writes and reads interleave exactly; that costs a fit, never a wrong result.
+at random, as it did before the model was due, rather than fit the first model a second time.
+Two processes can still both fit when their writes and reads interleave exactly; that costs a
+fit, never a wrong result.
 A process that dies while fitting holds the others back for ``LEASE_SECONDS`` at most.
 
 The attrs hold plain JSON: the number of observations the fit saw and each hyperparameter as a
