@@ -19,8 +19,9 @@ from botorch.utils.transforms import t_batch_mode_transform
 
 from mobster.fantasy import FantasizedModel
 
-#: ``to_model_input(x, r)``: search coordinates ``... x dim`` and a scaled resource to GP inputs.
-Encoder = Callable[[torch.Tensor, float], torch.Tensor]
+#: ``to_features(x)``: search coordinates ``... x dim`` to the GP's configuration features
+#: (its inputs without the resource column).
+Encoder = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class FantasyAveragedLogEI(AcquisitionFunction):
     Args:
         model: A :class:`~mobster.fantasy.FantasizedModel` (batch shape ``(num_fantasies,)``).
         best_f: The incumbent of each fantasy, shape ``(num_fantasies,)``.
-        to_model_input: Maps search coordinates and a scaled resource to GP inputs.
+        to_features: Maps search coordinates to the GP's inputs without the resource column.
         r_acq: The scaled resource at which improvement is measured.
         schedule: The rungs a new trial passes; ``None``: no survival and no cost terms.
         noise: Observation noise variance of the GP (rung decisions see noisy values).
@@ -85,7 +86,7 @@ class FantasyAveragedLogEI(AcquisitionFunction):
         self,
         model: FantasizedModel,
         best_f: torch.Tensor,
-        to_model_input: Encoder,
+        to_features: Encoder,
         r_acq: float,
         schedule: RungSchedule | None = None,
         noise: float = 0.0,
@@ -93,7 +94,7 @@ class FantasyAveragedLogEI(AcquisitionFunction):
     ) -> None:
         super().__init__(model=model)
         self.best_f = best_f  # one incumbent per fantasy, broadcast against ``b x fantasies`` means
-        self.to_model_input = to_model_input
+        self.to_features = to_features
         self.r_acq = r_acq
         self.schedule = schedule if schedule is not None and schedule.resources else None
         self.noise = noise
@@ -119,10 +120,10 @@ class FantasyAveragedLogEI(AcquisitionFunction):
     def _moments(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and variance at ``r_acq`` and then at each rung: ``b x (1 + K) x J`` each."""
         resources = (self.r_acq, *(self.schedule.resources if self.schedule is not None else ()))
-        stacked = torch.stack([self.to_model_input(X, r) for r in resources], dim=-3)  # b x (1+K) x 1 x D
-        shape = (*X.shape[:-2], len(resources), -1)
+        features = self.to_features(X)
         # The model's moments as they are: no distribution built (its constructor costs more here).
-        mean, variance = self.model.moments(stacked.reshape(-1, stacked.shape[-1]))
+        mean, variance = self.model.moments_at_resources(features.reshape(-1, features.shape[-1]), resources)
+        shape = (*X.shape[:-2], len(resources), -1)
         return mean.reshape(shape), variance.reshape(shape)
 
     def _log_augmentation(self, variance: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from botorch.posteriors import GPyTorchPosterior
 from botorch.sampling.qmc import NormalQMCEngine
 from gpytorch.distributions import MultivariateNormal
 
-from mobster.posterior import ConditionedGP, dense
+from mobster.posterior import ConditionedGP
 
 
 class FantasizedModel(Model):
@@ -43,35 +43,61 @@ class FantasizedModel(Model):
         super().__init__()
         #: The GP given its data (the fitted ``model`` is used for this suggestion only).
         self.data_posterior = ConditionedGP(model)
-        self.kernel, self.mean_module = model.covar_module, model.mean_module
+        self.kernel = self.data_posterior.kernel
         self.num_fantasies = num_fantasies if len(pending_x) else 1
         gp = self.data_posterior
+        self._resource_cache: dict[tuple[float, ...], tuple[torch.Tensor, ...]] = {}
         with torch.no_grad():
             self.pending_x = pending_x
             self._weights = torch.zeros(0, self.num_fantasies, dtype=gp.chol.dtype, device=gp.chol.device)
             if len(pending_x):
                 self._pending_whitened = gp.whiten(pending_x)
-                pending_cov = dense(self.kernel.forward(pending_x, pending_x))
+                pending_cov = self.kernel(pending_x, pending_x)
                 pending_cov = pending_cov - self._pending_whitened.transpose(-1, -2) @ self._pending_whitened
-                self._noisy_pending_cov = pending_cov + gp.noise * torch.eye(len(pending_x)).to(pending_cov)
-                chol = torch.linalg.cholesky(self._noisy_pending_cov)
+                noisy_pending_cov = pending_cov + gp.noise * torch.eye(len(pending_x)).to(pending_cov)
+                self._pending_chol = torch.linalg.cholesky(noisy_pending_cov)
                 normals = NormalQMCEngine(d=len(pending_x), seed=seed).draw(self.num_fantasies).to(pending_x)
                 # y_j - mu_P = L z_j, so S_PP^-1 (y_j - mu_P) = L^-T z_j: p x J weights.
-                self._weights = torch.linalg.solve_triangular(chol.transpose(-1, -2), normals.T, upper=True)
+                self._weights = torch.linalg.solve_triangular(self._pending_chol.transpose(-1, -2), normals.T, upper=True)
 
     @property
     def batch_shape(self) -> torch.Size:
         return torch.Size([self.num_fantasies])
 
-    def _predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Posterior mean and variance at ``x`` (N each), and covariance with the pending inputs (N x p)."""
-        whitened = self.data_posterior.whiten(x)
-        mean = self.data_posterior.mean(x, whitened)
-        variance = dense(self.kernel.forward(x, x, diag=True)) - (whitened**2).sum(0)
-        cross = torch.zeros(len(x), 0).to(x)
+    def _prior_at_resources(self, resources: tuple[float, ...]) -> tuple[torch.Tensor, ...]:
+        """What depends on the resources only (a separable kernel): per resource, the prior mean
+        and variance, and the kernel's factor and added term against the training and the
+        pending inputs (``g x n`` and ``g x p``). Computed once per acquisition."""
+        if resources not in self._resource_cache:
+            with torch.no_grad():
+                r = torch.tensor(resources).to(self.pending_x)
+                train_r, pending_r = self.data_posterior.train_x[:, -1], self.pending_x[:, -1]
+                self._resource_cache[resources] = (
+                    self.kernel.mean_at(r),
+                    self.kernel.prior_variance_at(r),
+                    *self.kernel.resource_terms(r.unsqueeze(-1), train_r.unsqueeze(-2)),
+                    *self.kernel.resource_terms(r.unsqueeze(-1), pending_r.unsqueeze(-2)),
+                )
+        return self._resource_cache[resources]
+
+    def _combine(
+        self, whitened: torch.Tensor, prior_mean: torch.Tensor, prior_variance: torch.Tensor, prior_cross: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-fantasy means and variances (``N x J``) from ``L^-1 k(D, x)`` (``n x N``), the
+        prior mean and variance at the ``N`` points and their prior covariance with the pending inputs."""
+        mean = prior_mean + whitened.transpose(-1, -2) @ self.data_posterior.alpha
+        variance = prior_variance - _squared_column_norms(whitened)
+        means = mean.unsqueeze(-1)
         if len(self.pending_x):
-            cross = dense(self.kernel.forward(x, self.pending_x)) - whitened.transpose(-1, -2) @ self._pending_whitened
-        return mean, variance, cross
+            cross = prior_cross - whitened.transpose(-1, -2) @ self._pending_whitened  # N x p
+            means = means + cross @ self._weights
+            # cross S_PP^-1 cross^T, diagonal only: |L_P^-1 cross^T|^2 per point.
+            whitened_cross = torch.linalg.solve_triangular(self._pending_chol, cross.transpose(-1, -2), upper=False)
+            variance = variance - whitened_cross.square().sum(0)
+        # GPyTorch's floor: below it, reading the posterior's variance warns (a warning a user
+        # cannot act on: the variance at a measured configuration is that small).
+        variance = variance.clamp_min(gpytorch.settings.min_variance.value(variance.dtype))
+        return means, variance.unsqueeze(-1).expand_as(means)
 
     def moments(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior means and variances at ``points`` (``N x D``), per fantasy: ``N x J`` each.
@@ -79,15 +105,36 @@ class FantasizedModel(Model):
         What :meth:`posterior` wraps; the acquisition reads them directly, without building a
         distribution (whose constructor factorises ``N x J`` one-by-one covariances per call).
         """
-        mean, variance, cross = self._predict(points)
-        means = mean.unsqueeze(-1) + cross @ self._weights  # N x J
+        whitened = self.data_posterior.whiten(points)
+        cross = self.kernel(points, self.pending_x) if len(self.pending_x) else None
+        return self._combine(whitened, self.kernel.mean(points), self.kernel(points, points, diag=True), cross)
+
+    def moments_at_resources(self, features: torch.Tensor, resources: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`moments` of every configuration (``b x f``: model inputs without the resource)
+        at each of ``resources`` (scaled), in that order: ``b x g x J`` each.
+
+        With a separable kernel (the exp-decay ones), the configuration part of the kernel is
+        computed once per configuration and the resource part once per acquisition.
+        """
+        b, g = features.shape[0], len(resources)
+        if not self.kernel.separable:
+            column = torch.tensor(resources).to(features).repeat(b).unsqueeze(-1)
+            means, variance = self.moments(torch.cat([features.repeat_interleave(g, dim=0), column], dim=-1))
+            return means.reshape(b, g, -1), variance.reshape(b, g, -1)
+        prior_mean, prior_variance, train_factor, train_added, pending_factor, pending_added = self._prior_at_resources(resources)
+        k_train = self.kernel.config_kernel(features, self.data_posterior.train_x)  # b x n
+        # Each configuration's g columns side by side: (b, g, n) is k(D, x)^T, column-major.
+        columns = torch.addcmul(train_added, k_train.unsqueeze(1), train_factor).reshape(b * g, -1).T
+        if columns.requires_grad:
+            whitened = torch.linalg.solve_triangular(self.data_posterior.chol, columns, upper=False)
+        else:  # the columns are ours: solved in place, without LAPACK's copy of an n x bg matrix
+            whitened = torch.linalg.solve_triangular(self.data_posterior.chol, columns, upper=False, out=columns)
+        cross = None
         if len(self.pending_x):
-            solved = torch.linalg.solve(self._noisy_pending_cov, cross.transpose(-1, -2))  # p x N
-            variance = variance - (cross * solved.transpose(-1, -2)).sum(-1)
-        # GPyTorch's floor: below it, reading the posterior's variance warns (a warning a user
-        # cannot act on: the variance at a measured configuration is that small).
-        variance = variance.clamp_min(gpytorch.settings.min_variance.value(variance.dtype))
-        return means, variance.unsqueeze(-1).expand_as(means)
+            k_pending = self.kernel.config_kernel(features, self.pending_x)  # b x p
+            cross = torch.addcmul(pending_added, k_pending.unsqueeze(1), pending_factor).reshape(b * g, -1)
+        means, variance = self._combine(whitened, prior_mean.repeat(b), prior_variance.repeat(b), cross)
+        return means.reshape(b, g, -1), variance.reshape(b, g, -1)
 
     def posterior(self, X: torch.Tensor, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs) -> GPyTorchPosterior:
         if X.dim() < 3 or X.shape[-3] != 1 or X.shape[-2] != 1:
@@ -96,3 +143,11 @@ class FantasizedModel(Model):
         shape = (*X.shape[:-3], self.num_fantasies, 1)
         mvn = MultivariateNormal(means.reshape(shape), torch.diag_embed(variance.reshape(shape)))
         return GPyTorchPosterior(mvn)
+
+
+def _squared_column_norms(matrix: torch.Tensor) -> torch.Tensor:
+    """``|column|^2`` of each column. Without gradients, by a norm (no ``n x N`` temporary of the
+    squares); with them, by the squares (the norm's gradient is undefined at a zero column)."""
+    if matrix.requires_grad:
+        return matrix.square().sum(0)
+    return torch.linalg.vector_norm(matrix, dim=0).square()

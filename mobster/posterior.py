@@ -16,6 +16,8 @@ from collections.abc import Callable
 import torch
 from botorch.models import SingleTaskGP
 
+from mobster.fixed_kernel import FixedKernel
+
 
 def dense(matrix) -> torch.Tensor:
     """A plain tensor from a GPyTorch kernel's output (lazy or not)."""
@@ -36,35 +38,36 @@ class ConditionedGP:
         # the hyperparameter transforms.
         for parameter in model.parameters():
             parameter.requires_grad_(False)
-        self.kernel, self.mean_module = model.covar_module, model.mean_module
         with torch.no_grad():
             self.train_x = model.train_inputs[0]
+            #: The kernel and prior mean at the fitted hyperparameters (``kernel(x1, x2)``, ``kernel.mean(x)``).
+            self.kernel = FixedKernel(model.covar_module, model.mean_module, self.train_x)
             self.noise = model.likelihood.noise.squeeze().detach()
-            gram = dense(self.kernel.forward(self.train_x, self.train_x))
+            gram = self.kernel.gram()
             eye = torch.eye(len(self.train_x), dtype=gram.dtype, device=gram.device)
             self.chol = torch.linalg.cholesky(gram + (self.noise + 1e-8) * eye)
-            residual = (model.train_targets - self.mean_module(self.train_x)).unsqueeze(-1)
+            residual = (model.train_targets - self.kernel.mean(self.train_x)).unsqueeze(-1)
             self.alpha = torch.linalg.solve_triangular(self.chol, residual, upper=False).squeeze(-1)
             #: ``K^-1 (y - m(D))``: a mean from kernel columns alone.
             self.weights = torch.linalg.solve_triangular(self.chol.transpose(-1, -2), self.alpha.unsqueeze(-1), upper=True).squeeze(-1)
 
     def whiten(self, x: torch.Tensor) -> torch.Tensor:
         """``L^-1 k(D, x)``: ``n x N`` for ``N`` inputs."""
-        return torch.linalg.solve_triangular(self.chol, dense(self.kernel.forward(self.train_x, x)), upper=False)
+        return torch.linalg.solve_triangular(self.chol, self.kernel.train_columns(x), upper=False)
 
     def mean(self, x: torch.Tensor, whitened: torch.Tensor | None = None) -> torch.Tensor:
         """Posterior mean at ``x`` (``N``)."""
         whitened = self.whiten(x) if whitened is None else whitened
-        return self.mean_module(x) + whitened.transpose(-1, -2) @ self.alpha
+        return self.kernel.mean(x) + whitened.transpose(-1, -2) @ self.alpha
 
     def columns(self, x: torch.Tensor) -> torch.Tensor:
         """``k(D, x)``: ``n x N``, all a posterior mean needs (no triangular solve: ``N`` of them
         cost ``n`` each instead of ``n^2``)."""
-        return dense(self.kernel.forward(self.train_x, x))
+        return self.kernel.train_columns(x)
 
     def mean_from_columns(self, x: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """Posterior mean at ``x`` from :meth:`columns` ``k(D, x)``: ``m(x) + k(D, x)^T K^-1 (y - m(D))``."""
-        return self.mean_module(x) + columns.transpose(-1, -2) @ self.weights
+        return self.kernel.mean(x) + columns.transpose(-1, -2) @ self.weights
 
     def mean_given(
         self,
@@ -90,8 +93,8 @@ class ConditionedGP:
                 return mean
             whitened_e = self.whiten(extra_x)
             solved_e = torch.linalg.solve_triangular(self.chol.transpose(-1, -2), whitened_e, upper=True)
-            cross = dense(self.kernel.forward(x, extra_x)) - projection(solved_e)
-            extra_cov = dense(self.kernel.forward(extra_x, extra_x)) - whitened_e.transpose(-1, -2) @ whitened_e
+            cross = self.kernel(x, extra_x) - projection(solved_e)
+            extra_cov = self.kernel(extra_x, extra_x) - whitened_e.transpose(-1, -2) @ whitened_e
             extra_cov = extra_cov + self.noise * torch.eye(len(extra_x), dtype=x.dtype, device=x.device)
             surprise = extra_y - self.mean(extra_x, whitened_e)
             return mean + cross @ torch.linalg.solve(extra_cov, surprise)

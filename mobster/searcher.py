@@ -441,26 +441,21 @@ class ModelBasedSearcher:
 
         pending = [i for i, t in enumerate(trials) if t.pending_at is not None and all_units[i] is not None]
         incumbent_units = list(units.values()) + [all_units[i] for i in pending]
-        incumbent_x = self._model_inputs(np.stack(incumbent_units), [r_acq] * len(incumbent_units))
+        incumbent_features = self.space.features(torch.tensor(np.stack(incumbent_units), **self.tensor_kwargs))
 
         pending_units = np.array([all_units[i] for i in pending]).reshape(len(pending), self.space.dim)
         pending_x = self._model_inputs(pending_units, [min(trials[i].pending_at, self.max_resource) for i in pending])
         with torch.no_grad():
             model = FantasizedModel(model, pending_x, self.options.num_fantasies, seed=int(self._rng.integers(2**31)))
             self._posterior = self._rescue_posterior(trials, all_units, observations, model.data_posterior, transform)
-            per_fantasy = model.posterior(incumbent_x[:, None, None, :]).mean.reshape(len(incumbent_units), -1)
+            per_fantasy = model.moments_at_resources(incumbent_features, (self._resource_unit(r_acq),))[0][:, 0, :]
         best_f = per_fantasy.min(dim=0).values - self.options.ei_jitter
         anchors = np.stack(incumbent_units)[per_fantasy.mean(-1).argsort()[:NUM_ANCHORS].cpu().numpy()]
-
-        def to_model_input(x: torch.Tensor, resource: float) -> torch.Tensor:
-            features = self.space.features(x)
-            column = torch.full((1,), resource, **self.tensor_kwargs)
-            return torch.cat([features, column.expand(*features.shape[:-1], 1)], dim=-1)
 
         acquisition = FantasyAveragedLogEI(
             model,
             best_f,
-            to_model_input,
+            self.space.features,
             self._resource_unit(r_acq),
             self._schedule(bars, transform, r_acq),
             noise,

@@ -44,8 +44,8 @@ def _fitted_model() -> FantasizedModel:
     return FantasizedModel(_fitted_gp(), torch.zeros(0, 2, dtype=torch.float64), 1, seed=0)
 
 
-def _encode(x: torch.Tensor, resource: float) -> torch.Tensor:
-    return torch.cat([x, torch.full_like(x[..., :1], resource)], dim=-1)
+def _encode(x: torch.Tensor) -> torch.Tensor:
+    return x  # the search coordinates are the GP's features here
 
 
 def _acquisition(
@@ -159,5 +159,6 @@ def test_expected_improvement_part_is_botorchs_log_ei_averaged_over_fantasies():
     candidates = torch.linspace(0.0, 1.0, 7, dtype=torch.float64).view(-1, 1, 1)
     botorch_log_ei = LogExpectedImprovement(model, best_f.unsqueeze(-1), maximize=False)
     with torch.no_grad():
-        expected = logmeanexp(botorch_log_ei(_encode(candidates, 1.0).unsqueeze(-3)), dim=-1)
+        at_full = torch.cat([candidates, torch.ones_like(candidates)], dim=-1)  # GP inputs at r = 1
+        expected = logmeanexp(botorch_log_ei(at_full.unsqueeze(-3)), dim=-1)
         assert torch.allclose(ours(candidates), expected, rtol=1e-9, atol=1e-12)

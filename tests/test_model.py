@@ -166,8 +166,8 @@ def test_stored_predictions_at_the_full_resource_match_the_posterior_in_any_orde
 
 @pytest.mark.parametrize("kernel", ["exp-decay-sum", "exp-decay-combined"])
 def test_resource_kernel_shortcuts_give_the_plain_formula_and_its_gradient(kernel):
-    """The kernel computes the configuration part once per run of equal configurations and the
-    resource part as a table over distinct resources; both must equal the formula written out."""
+    """The GPyTorch kernel (the fit's, and multi-objective predictions') computes the resource
+    part as a table over distinct resources; it must equal the formula written out."""
     rng = np.random.default_rng(4)
     train = torch.tensor(np.column_stack([rng.random((40, 3)), rng.choice([0.02, 0.1, 0.3, 1.0], 40)]))
     model = build_model(train, torch.zeros(40, 1, dtype=torch.float64), kernel)
@@ -197,7 +197,7 @@ def test_resource_kernel_shortcuts_give_the_plain_formula_and_its_gradient(kerne
     (grad_plain,) = torch.autograd.grad(plain(train, candidates).sum(), configs)
     assert torch.allclose(grad_fast, grad_plain, rtol=1e-10, atol=1e-12)
     assert torch.allclose(covar.forward(candidates, train), expected.T, rtol=1e-12, atol=1e-12)
-    # Runs whose resources differ from run to run take the general path: the same formula.
+    # Candidates whose resources differ from run to run: the same formula.
     mixed = candidates.detach().clone()
     mixed[4:8, -1] = torch.tensor([0.3, 0.5, 0.02, 0.1], dtype=torch.float64)
     assert torch.allclose(covar.forward(train, mixed), plain(train, mixed), rtol=1e-12, atol=1e-12)
@@ -208,3 +208,53 @@ def test_resource_kernel_shortcuts_give_the_plain_formula_and_its_gradient(kerne
     (grad_alpha,) = torch.autograd.grad(covar.forward(train, train).sum(), decay.raw_alpha)
     (plain_alpha,) = torch.autograd.grad(plain(train, train).sum(), decay.raw_alpha)
     assert torch.allclose(grad_alpha, plain_alpha, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_fixed_kernel_computes_what_the_fitted_modules_compute(kernel):
+    """Predictions use the kernel and mean with their hyperparameters read once (FixedKernel);
+    every form of it must equal GPyTorch's modules, and the acquisition's path (each
+    configuration at several resources) must equal the moments at the stacked inputs."""
+    from mobster.fantasy import FantasizedModel
+    from mobster.fixed_kernel import FixedKernel
+
+    x, r, y = training_data(40, 27, seed=5)
+    train_x = as_inputs(x, r, 27)
+    train_y = torch.tensor((y - y.mean()) / y.std()).unsqueeze(-1)
+    model = fit_model(build_model(train_x, train_y, kernel))
+    fixed = FixedKernel(model.covar_module, model.mean_module, train_x)
+
+    def modules(a: torch.Tensor, b: torch.Tensor, **kwargs) -> torch.Tensor:
+        out = model.covar_module.forward(a, b, **kwargs)
+        return out.to_dense() if hasattr(out, "to_dense") else out
+
+    rng = np.random.default_rng(6)
+    at_rungs = as_inputs(rng.random((9, 2)), rng.choice([1.0, 3.0, 9.0, 27.0], 9), 27)
+    at_full = as_inputs(rng.random((9, 2)), np.full(9, 27.0), 27)
+    anywhere = as_inputs(rng.random((9, 2)), rng.uniform(1.0, 27.0, 9), 27)
+    assert torch.allclose(fixed.gram(), modules(train_x, train_x), atol=1e-12)
+    for points in (at_rungs, at_full, anywhere):
+        assert torch.allclose(fixed.train_columns(points), modules(train_x, points), atol=1e-12)
+        assert torch.allclose(fixed(points, anywhere), modules(points, anywhere), atol=1e-12)
+        assert torch.allclose(fixed(points, points, diag=True), modules(points, points, diag=True), atol=1e-12)
+        assert torch.allclose(fixed.mean(points), model.mean_module(points), atol=1e-12)
+    assert fixed.separable == (kernel != "matern52")
+
+    # The acquisition's path against the generic one, values and gradients in the features.
+    gp = FantasizedModel(model, anywhere[:4], num_fantasies=5, seed=0)
+    resources = (1.0, 0.1, 0.3)
+    features = torch.tensor(rng.random((6, 2)), requires_grad=True)
+    means, variances = gp.moments_at_resources(features, resources)
+    stacked = torch.cat(
+        [features.repeat_interleave(3, 0), torch.tensor(resources, dtype=torch.float64).repeat(6).unsqueeze(-1)], -1
+    )
+    expected_means, expected_variances = gp.moments(stacked)
+    assert means.shape == variances.shape == (6, 3, 5)
+    assert torch.allclose(means.reshape(18, 5), expected_means, atol=1e-10)
+    assert torch.allclose(variances.reshape(18, 5), expected_variances, atol=1e-10)
+    (grad,) = torch.autograd.grad((means.sin() + variances).sum(), features)
+    (expected_grad,) = torch.autograd.grad((expected_means.sin() + expected_variances).sum(), features)
+    # (the two paths sum terms in different orders; the solves amplify rounding to ~1e-8 of the largest)
+    assert torch.allclose(grad, expected_grad, rtol=1e-6, atol=1e-6 * float(expected_grad.abs().max()))
+    with torch.no_grad():  # the in-place path (no gradients) gives the same numbers
+        assert torch.allclose(gp.moments_at_resources(features, resources)[1], variances, atol=1e-12)
