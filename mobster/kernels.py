@@ -103,9 +103,25 @@ class ExpDecayResourceKernel(Kernel):
                 k_x = k_x.to_dense()
             factor, added = resource_terms(r1, r2)
             return k_x * factor + added
-        k_x = self.base_kernel.forward(x1[..., :-1], x2[..., :-1], **params)
+        # Inputs often come in runs of equal configurations (a fit's subset of trials, each at
+        # its rungs; candidates at several resources): the kernel over configurations is
+        # computed once per run. (Predictions go through mobster.fixed_kernel instead.)
+        (f1, g1), (f2, g2) = _runs(x1[..., :-1]), _runs(x2[..., :-1])
+        k_x = self.base_kernel.forward(f1, f2, **params)
         if hasattr(k_x, "to_dense"):
             k_x = k_x.to_dense()
+        if g1 > 1:
+            k_x = k_x.repeat_interleave(g1, dim=-2)
+        pattern = _repeated_pattern(r2, g2)
+        if pattern is not None:
+            # Every run of x2 holds the same resources in the same order (the acquisition's
+            # candidates): the resource terms are n1 x g2, broadcast over the runs, and the
+            # n1 x n2 result is built in one pass (no repeat of k_x, no gather by index).
+            factor, added = resource_terms(r1.unsqueeze(-1), pattern.unsqueeze(-2))
+            combined = k_x.unsqueeze(-1) * factor.unsqueeze(-2) + added.unsqueeze(-2)
+            return combined.reshape(*k_x.shape[:-1], -1)
+        if g2 > 1:
+            k_x = k_x.repeat_interleave(g2, dim=-1)
         if r1.dim() == 1 and r2.dim() == 1:
             # Resources take a few values (the rungs): both terms are a small table, gathered.
             # Resources are data here, never optimised, so the table needs no gradient in them.
@@ -119,6 +135,34 @@ class ExpDecayResourceKernel(Kernel):
                 return k_x * factor.reshape(-1)[index] + added.reshape(-1)[index]
         factor, added = resource_terms(r1.unsqueeze(-1), r2.unsqueeze(-2))
         return k_x * factor + added
+
+
+def _repeated_pattern(resources: torch.Tensor, g: int) -> torch.Tensor | None:
+    """The ``g`` resources of the first run when every run of ``g`` rows repeats them, else ``None``."""
+    if g <= 1 or resources.dim() != 1:
+        return None
+    with torch.no_grad():
+        runs = resources.view(-1, g)
+        if not bool((runs == runs[:1]).all()):
+            return None
+    return resources[:g]
+
+
+def _runs(features: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``(rows, g)`` when the ``N x d`` rows come in runs of ``g > 1`` equal rows (``rows``: one
+    per run), else ``(features, 1)``. Costs a comparison of every row, nothing next to a kernel."""
+    n = features.shape[-2]
+    if features.dim() != 2 or n < 2:
+        return features, 1
+    with torch.no_grad():
+        same_as_first = (features == features[0]).all(-1)
+        g = n if bool(same_as_first.all()) else int(torch.argmin(same_as_first.to(torch.int8)))
+        if g <= 1 or n % g:
+            return features, 1
+        runs = features.view(n // g, g, -1)
+        if not bool((runs == runs[:, :1]).all()):
+            return features, 1
+    return features.view(n // g, g, -1)[:, 0], g
 
 
 class ExpDecayMean(Mean):

@@ -166,8 +166,8 @@ def test_stored_predictions_at_the_full_resource_match_the_posterior_in_any_orde
 
 @pytest.mark.parametrize("kernel", ["exp-decay-sum", "exp-decay-combined"])
 def test_resource_kernel_shortcuts_give_the_plain_formula_and_its_gradient(kernel):
-    """The GPyTorch kernel (the fit's, and multi-objective predictions') computes the resource
-    part as a table over distinct resources; it must equal the formula written out."""
+    """The kernel computes the configuration part once per run of equal configurations and the
+    resource part as a table over distinct resources; both must equal the formula written out."""
     rng = np.random.default_rng(4)
     train = torch.tensor(np.column_stack([rng.random((40, 3)), rng.choice([0.02, 0.1, 0.3, 1.0], 40)]))
     model = build_model(train, torch.zeros(40, 1, dtype=torch.float64), kernel)
@@ -197,7 +197,7 @@ def test_resource_kernel_shortcuts_give_the_plain_formula_and_its_gradient(kerne
     (grad_plain,) = torch.autograd.grad(plain(train, candidates).sum(), configs)
     assert torch.allclose(grad_fast, grad_plain, rtol=1e-10, atol=1e-12)
     assert torch.allclose(covar.forward(candidates, train), expected.T, rtol=1e-12, atol=1e-12)
-    # Candidates whose resources differ from run to run: the same formula.
+    # Runs whose resources differ from run to run take the general path: the same formula.
     mixed = candidates.detach().clone()
     mixed[4:8, -1] = torch.tensor([0.3, 0.5, 0.02, 0.1], dtype=torch.float64)
     assert torch.allclose(covar.forward(train, mixed), plain(train, mixed), rtol=1e-12, atol=1e-12)
