@@ -8,9 +8,9 @@ posterior covariance; only their means differ, linearly in the samples::
     var(x)    = s_xx - S_xP S_PP^-1 S_Px                 (the same for every fantasy)
 
 with ``S`` the posterior covariance given the data and ``S_PP`` including observation noise.
-:class:`FantasizedModel` computes exactly that from the fitted GPyTorch kernel, mean and noise,
-with the training Cholesky factor of :class:`~mobster.posterior.ConditionedGP` computed once
-per suggestion. Same numbers as ``fantasize``, but
+:class:`FantasizedModel` computes exactly that from the fitted kernel, mean and noise (as
+:class:`~mobster.fixed_kernel.FixedKernel`), with the training Cholesky factor of
+:class:`~mobster.posterior.ConditionedGP` computed once per suggestion. Same numbers as ``fantasize``, but
 one small matrix product per fantasy instead of ``J`` GP posteriors, and without GPyTorch's
 per-call overhead, which dominates the small batches the local optimiser evaluates. It is a
 BoTorch ``Model``, so BoTorch's ``LogExpectedImprovement`` computes the acquisition on it.
@@ -81,10 +81,11 @@ class FantasizedModel(Model):
         return self._resource_cache[resources]
 
     def _combine(
-        self, whitened: torch.Tensor, prior_mean: torch.Tensor, prior_variance: torch.Tensor, prior_cross: torch.Tensor
+        self, whitened: torch.Tensor, prior_mean: torch.Tensor, prior_variance: torch.Tensor, prior_cross: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-fantasy means and variances (``N x J``) from ``L^-1 k(D, x)`` (``n x N``), the
-        prior mean and variance at the ``N`` points and their prior covariance with the pending inputs."""
+        prior mean and variance at the ``N`` points and their prior covariance with the pending inputs
+        (``N x p``; ``None`` without pending inputs)."""
         mean = prior_mean + whitened.transpose(-1, -2) @ self.data_posterior.alpha
         variance = prior_variance - _squared_column_norms(whitened)
         means = mean.unsqueeze(-1)
