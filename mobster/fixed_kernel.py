@@ -72,11 +72,11 @@ class FixedKernel:
 
     def __call__(self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False) -> torch.Tensor:
         """``k(x1, x2)``: ``n1 x n2``, or ``n1`` with ``diag`` (``x1`` and ``x2`` of one length)."""
-        pause_point()  # where a background computation steps aside (mobster.yielding)
         if diag:
+            pause_point()  # where a background computation steps aside (mobster.yielding)
             k_x = self._matern((self._scaled(x1) - self._scaled(x2)).square().sum(-1))
         else:
-            k_x = self.config_kernel(x1[:, : self._columns], x2)
+            k_x = self.config_kernel(x1[:, : self._columns], x2)  # (a pause point too)
         if not self.separable:
             return k_x
         r1, r2 = x1[:, -1].detach(), x2[:, -1].detach()
@@ -105,16 +105,7 @@ class FixedKernel:
 
     def train_columns(self, x: torch.Tensor) -> torch.Tensor:
         """``k(D, x)``: ``n x N``, column-major."""
-        pause_point()
-        k_x = self._matern(_squared_distance(self._scaled(x), None, self._train_scaled, self._train_norm))
-        if not self.separable:
-            return k_x.T
-        # Rows at one resource (the rescue's, at the full resource) broadcast one row of terms.
-        levels, level_of = torch.unique(x[:, -1].detach(), return_inverse=True)
-        factor, added = self.resource_terms(levels.unsqueeze(-1), self.train_x[:, -1].unsqueeze(-2))  # U x n
-        if len(levels) > 1:
-            factor, added = factor[level_of], added[level_of]
-        return torch.addcmul(added, k_x, factor).T
+        return self(x, self.train_x).T
 
     # ----- the separable parts ------------------------------------------------------------------
 
@@ -165,10 +156,12 @@ class FixedKernel:
 
     def _terms_table(self, r1: torch.Tensor, r2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`resource_terms` of every pair, ``n1 x n2``: resources take a few values (the
-        rungs), so the terms are computed on the distinct values and gathered."""
+        rungs), so the terms are computed on the distinct values and gathered. When ``r1`` holds
+        one value (the rescue's predictions, all at the full resource), ``1 x n2``, broadcast."""
         (u1, i1), (u2, i2) = (torch.unique(r, return_inverse=True) for r in (r1, r2))
         factor, added = self.resource_terms(u1.unsqueeze(-1), u2.unsqueeze(-2))
-        return factor[i1][:, i2], added[i1][:, i2]
+        rows = slice(None) if len(u1) == 1 else i1
+        return factor[rows][:, i2], added[rows][:, i2]
 
 
 def _squared_distance(
