@@ -11,10 +11,19 @@ evaluation: every few milliseconds) until the callback is done. The pause is bou
 callback that waits for the background thread itself (for a lock it holds) only delays it.
 Outside :func:`urgent`, a pause point costs one flag check: the Optuna plugin and any
 single-threaded use never wait.
+
+The GIL is not the only thing a framework's loop waits for: CPython's full garbage collections
+hold it while they scan every tracked object, and importing torch, GPyTorch and BoTorch triples
+the objects a Ray driver holds (about 130,000 to 360,000: a full collection takes 0.15 s instead
+of 0.05 s alone; beside 128 trials on two cores the first one paused ASHA's driver 0.37 s, ours
+1.24 s).
+:func:`exempt_existing_objects_from_collection` takes the objects alive once the model starts
+(modules, classes, functions: they live as long as the process) out of those scans.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,4 +62,21 @@ def pause_point() -> None:
     _open.wait(MAX_PAUSE_S)
 
 
-__all__ = ["MAX_PAUSE_S", "pause_point", "urgent"]
+_frozen = False
+
+
+def exempt_existing_objects_from_collection() -> None:
+    """``gc.freeze()``, once per process: full collections afterwards scan only newer objects.
+
+    Objects alive now that later become unreachable *through a reference cycle* are never freed
+    (reference counting still frees the others); what is alive when the model starts is almost
+    all module state, so this keeps memory flat and removes most of each full collection's pause.
+    """
+    global _frozen
+    with _state_lock:
+        if not _frozen:
+            _frozen = True
+            gc.freeze()
+
+
+__all__ = ["MAX_PAUSE_S", "exempt_existing_objects_from_collection", "pause_point", "urgent"]

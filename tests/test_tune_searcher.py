@@ -4,6 +4,7 @@ ASHAScheduler, with FIFO; and its save/restore and error paths."""
 from __future__ import annotations
 
 import pickle
+import subprocess
 import sys
 import threading
 import time
@@ -225,6 +226,30 @@ def test_background_suggestions_never_keep_a_slot_waiting(monkeypatch) -> None:
         time.sleep(0.1)
     assert searcher.suggest("t4") not in (*first, modelled, fallback) and searcher.random_fallbacks == 1
     assert pickle.loads(pickle.dumps(searcher))._future is None  # no thread state is pickled
+
+
+_FREEZE_SCRIPT = """
+import gc, sys
+from ray import tune
+from tune_mobster import MobsterSearcher
+space = {"x": tune.uniform(0.0, 1.0)}
+searcher = MobsterSearcher("loss", "min", space=space, seed=0, num_initial_random=2, background=BACKGROUND)
+for k in range(3):
+    searcher.suggest(f"t{k}")
+print(gc.get_freeze_count())
+"""
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_background_mode_takes_the_objects_alive_out_of_full_collections(background: bool) -> None:
+    # A fresh interpreter: the test process may have frozen its objects already.
+    script = _FREEZE_SCRIPT.replace("BACKGROUND", str(background))
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    frozen = int(completed.stdout.split()[-1])
+    if background:  # torch's, Ray's and our modules: hundreds of thousands of objects
+        assert frozen > 100_000
+    else:  # the reproducible mode leaves the process's collector alone
+        assert frozen == 0
 
 
 def test_rescue_predictions_do_not_wait_for_a_background_suggestion(monkeypatch) -> None:

@@ -27,7 +27,7 @@ from mobster.rungs import next_level, rung_levels, validate_resources
 from mobster.options import SearcherOptions
 from mobster.searcher import ModelBasedSearcher
 from mobster.warn import is_finite, warn_once
-from mobster.yielding import urgent
+from mobster.yielding import exempt_existing_objects_from_collection, urgent
 from tune_mobster import objectives
 from tune_mobster.search_space import RaySearchSpace, convert_search_space
 
@@ -377,6 +377,8 @@ class MobsterSearcher(Searcher, objectives.ObjectiveNames):
     def _start_next(self) -> None:
         """Compute the next suggestion in the driver thread, on the history as it is now."""
         if self._executor is None:
+            # Full garbage collections stall Ray's loop for as long as they scan (see mobster.yielding).
+            exempt_existing_objects_from_collection()
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mobster")
         self._future = self._executor.submit(_suggest_yielding, self._core_searcher(), self._records())
 
