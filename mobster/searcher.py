@@ -96,7 +96,13 @@ class FittedPosterior:
         self._row_of: dict[bytes, int] = {}
         self._means: list[torch.Tensor] = []  # per block: the rows' means
         self._columns: list[torch.Tensor] = []  # per block: rows x n, row k configuration k's column
+        self._inputs: list[torch.Tensor] = []  # per block: the rows' GP inputs at the full resource
         self._lock = threading.Lock()
+
+    def missing(self, keys: Sequence[bytes]) -> list[int]:
+        """Indices of the ``keys`` it holds no prediction for (:meth:`remember_at_full` them)."""
+        with self._lock:
+            return [k for k, key in enumerate(keys) if key not in self._row_of]
 
     def remember_at_full(self, keys: Sequence[bytes], x: torch.Tensor) -> None:
         """Compute the predictions at the full resource for the configurations ``keys`` (GP
@@ -108,23 +114,29 @@ class FittedPosterior:
                     chunk = new[start : start + RESCUE_CHUNK]
                     for k in chunk:
                         self._row_of[keys[k]] = len(self._row_of)
-                    columns = self.gp.columns(x[chunk])
-                    means, rows = self.gp.mean_from_columns(x[chunk], columns), columns.T
+                    inputs = x[chunk]
+                    columns = self.gp.columns(inputs)
+                    means, rows = self.gp.mean_from_columns(inputs, columns), columns.T
                     if self._means and len(self._means[-1]) + len(chunk) <= RESCUE_CHUNK:
                         # A rescue adds a trial or two at a time: they join the last small block.
                         means, rows = torch.cat([self._means.pop(), means]), torch.cat([self._columns.pop(), rows])
+                        inputs = torch.cat([self._inputs.pop(), inputs])
                     self._means.append(means)
                     self._columns.append(rows)
+                    self._inputs.append(inputs)
 
     def predict_at_full(
-        self, keys: Sequence[bytes], x: torch.Tensor, extra_x: torch.Tensor, extra_y: torch.Tensor
+        self, keys: Sequence[bytes], extra_x: torch.Tensor | None = None, extra_y: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Posterior means at the full resource of the configurations ``keys`` (GP inputs ``x``
-        there), once the GP has also seen ``extra_y`` at ``extra_x`` (none: ``extra_x`` empty)."""
-        self.remember_at_full(keys, x)
+        """Posterior means at the full resource of the configurations ``keys`` (all remembered:
+        see :meth:`missing`), once the GP has also seen ``extra_y`` at ``extra_x`` (``None``:
+        nothing new)."""
         with self._lock:
-            rows = torch.tensor([self._row_of[key] for key in keys], device=x.device)
+            rows = torch.tensor([self._row_of[key] for key in keys], device=self._means[0].device)
             blocks = list(self._columns)
+            x = torch.cat(self._inputs)[rows]
+            if extra_x is None or extra_y is None:
+                extra_x, extra_y = x[:0], x[:0, 0]
 
             def project(solved_e: torch.Tensor) -> torch.Tensor:
                 # Every stored row projected, then the rows asked for picked: no copy of the columns.
@@ -286,13 +298,17 @@ class ModelBasedSearcher:
                     extra_resources.append(resource)
                     extra_values.append(self._sign * float(value))
         try:
-            x = self._model_inputs(np.stack([units[i] for i in inside]), [self.max_resource] * len(inside))
             keys = [units[i].tobytes() for i in inside]
-            extra_x, extra_y = x[:0], x[:0, 0]  # no new results: the stored means as they are
+            missing = posterior.missing(keys)  # GP inputs computed only for configurations new to it
+            if missing:
+                new_units = np.stack([units[inside[k]] for k in missing])
+                new_x = self._model_inputs(new_units, [self.max_resource] * len(missing))
+                posterior.remember_at_full([keys[k] for k in missing], new_x)
+            extra_x = extra_y = None  # no new results: the stored means as they are
             if extra_units:
                 extra_x = self._model_inputs(np.array(extra_units), extra_resources)
                 extra_y = torch.tensor(posterior.transform(np.array(extra_values)), **self.tensor_kwargs)
-            means[inside] = posterior.predict_at_full(keys, x, extra_x, extra_y).cpu().numpy()
+            means[inside] = posterior.predict_at_full(keys, extra_x, extra_y).cpu().numpy()
         except Exception:  # numerical failure of the GP: let the plain rule decide
             return None
         return means

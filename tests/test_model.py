@@ -153,13 +153,16 @@ def test_stored_predictions_at_the_full_resource_match_the_posterior_in_any_orde
     stored.remember_at_full(keys[:3], queries[:3])
     stored.remember_at_full(keys[:3], queries[:3])  # known ones are not added again
     order = [29, 0, 7, 7, 15, 2, 28]  # a repeat, and configurations it has not seen
-    no_news = queries[:0]
-    assert torch.allclose(stored.predict_at_full([keys[k] for k in order], queries[order], no_news, no_news[:, 0]), gp.mean(queries[order]), atol=1e-10)
+    assert stored.missing([keys[k] for k in order]) == [0, 2, 3, 4, 6]  # the repeat twice
+    new = [order[k] for k in (0, 2, 3, 4, 6)]
+    stored.remember_at_full([keys[k] for k in new], queries[new])  # the repeat stored once
+    assert stored.missing([keys[k] for k in order]) == []
+    assert torch.allclose(stored.predict_at_full([keys[k] for k in order]), gp.mean(queries[order]), atol=1e-10)
     stored.remember_at_full(keys, queries)  # the rest, in new blocks
     assert max(len(block) for block in stored._columns) <= 4 and len(stored._columns) >= 8
     extra_x = torch.cat([queries[:2, :2], torch.full((2, 1), 0.3, dtype=torch.float64)], -1)
     extra_y = torch.tensor([2.0, -1.0], dtype=torch.float64)
-    added = stored.predict_at_full([keys[k] for k in order], queries[order], extra_x, extra_y)
+    added = stored.predict_at_full([keys[k] for k in order], extra_x, extra_y)
     assert torch.allclose(added, gp.mean_given(queries[order], extra_x, extra_y), atol=1e-10)
     assert not torch.allclose(added, gp.mean(queries[order]), atol=1e-3)  # the new results matter
 
