@@ -99,7 +99,8 @@ class MobsterSearcher(Searcher, objectives.ObjectiveNames):
             returns it at once, or a random configuration if it is not ready yet (counted in
             :attr:`random_fallbacks`), so that a free slot never waits. Results then depend on
             timing: ``False`` computes each suggestion inside ``suggest``, the reproducible
-            mode for seeded runs and tests.
+            mode for seeded runs and tests. The thread's start calls ``gc.freeze()`` once (see
+            :func:`mobster.yielding.exempt_existing_objects_from_collection`).
         options: How the model proposes, a :class:`mobster.options.SearcherOptions` (kernel,
             num_initial_random, num_fantasies, max_observations, cost_aware, warp_outputs,
             random_fraction, ei_jitter, device), the same value ``MobsterSampler`` takes. Its
