@@ -229,8 +229,15 @@ class CallTimer:
 
     def summary(self, wall: float) -> dict[str, Any]:
         every = [d for durations in self.calls.values() for d in durations]
+        p99 = float(np.percentile(every, 99)) if every else 0.0
         per_callback = {
-            name: {"calls": len(d), "total_s": float(np.sum(d)), "max_s": float(np.max(d))}
+            name: {
+                "calls": len(d),
+                "total_s": float(np.sum(d)),
+                "max_s": float(np.max(d)),
+                "p99_s": float(np.percentile(d, 99)),
+                "calls_over_p99": int(np.sum(np.array(d) > p99)),  # which callbacks make the tail
+            }
             for name, d in self.calls.items()
             if d
         }
@@ -239,7 +246,7 @@ class CallTimer:
             "total_s": float(np.sum(every)) if every else 0.0,
             "share": float(np.sum(every)) / wall if every else 0.0,
             "max_s": float(np.max(every)) if every else 0.0,
-            "p99_s": float(np.percentile(every, 99)) if every else 0.0,
+            "p99_s": p99,
             "per_callback": per_callback,
         }
 

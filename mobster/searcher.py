@@ -495,11 +495,15 @@ class ModelBasedSearcher:
         transform: TargetTransform,
     ) -> FittedPosterior:
         """This suggestion's model, kept for :meth:`final_means`, with the predictions at the full
-        resource of the latest ``RESCUE_PRECOMPUTED`` trials with results already computed here
-        (in Ray, a driver thread), so that a rescue decision only adds its trial's new results."""
+        resource of the latest ``RESCUE_PRECOMPUTED`` trials with results or still running
+        already computed here (in Ray, a driver thread), so that a rescue decision only adds its
+        trial's new results. Running trials count: at many concurrent trials, most rescue
+        decisions are about a trial whose first result came after the last suggestion."""
         seen = frozenset((all_units[o.trial].tobytes(), o.resource) for o in observations)
         posterior = FittedPosterior(gp, transform, seen)
-        with_results = [u for t, u in zip(trials, all_units) if u is not None and t.results][-RESCUE_PRECOMPUTED:]
+        with_results = [
+            u for t, u in zip(trials, all_units) if u is not None and (t.results or t.pending_at is not None)
+        ][-RESCUE_PRECOMPUTED:]
         if with_results:
             units = np.stack(with_results)
             x = self._model_inputs(units, [self.max_resource] * len(units))

@@ -218,7 +218,10 @@ def test_final_means_rank_configurations_by_their_modelled_full_resource_value()
     records = [TrialRecord({"x": float(x)}, {r: late_bloomer(x, r) for r in (1, 3, 9)}) for x in xs]
     searcher.suggest(records[:3])  # still in the random start: no model
     assert searcher.final_means(records[:3]) is None
-    searcher.suggest(records)  # the model answers from here on, without fitting again
+    running = TrialRecord({"x": 0.45}, {}, pending_at=1)
+    searcher.suggest([*records, running])  # the model answers from here on, without fitting again
+    posterior = searcher._posterior
+    assert posterior is not None and posterior.missing([searcher._unit_or_none(running).tobytes()]) == []  # computed ahead
     # A new trial with one early result, the worst so far: the model expects it to finish
     # better than every configuration but its nearest neighbour (x = 0.85).
     records.append(TrialRecord({"x": 0.95}, {1: late_bloomer(0.95, 1)}))
