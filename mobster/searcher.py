@@ -501,13 +501,13 @@ class ModelBasedSearcher:
         decisions are about a trial whose first result came after the last suggestion."""
         seen = frozenset((all_units[o.trial].tobytes(), o.resource) for o in observations)
         posterior = FittedPosterior(gp, transform, seen)
-        with_results = [
+        ahead = [
             u for t, u in zip(trials, all_units) if u is not None and (t.results or t.pending_at is not None)
         ][-RESCUE_PRECOMPUTED:]
-        if with_results:
-            units = np.stack(with_results)
+        if ahead:
+            units = np.stack(ahead)
             x = self._model_inputs(units, [self.max_resource] * len(units))
-            posterior.remember_at_full([unit.tobytes() for unit in with_results], x)
+            posterior.remember_at_full([unit.tobytes() for unit in ahead], x)
         return posterior
 
     def _fit_observations(

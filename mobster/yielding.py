@@ -69,8 +69,9 @@ def exempt_existing_objects_from_collection() -> None:
     """``gc.freeze()``, once per process: full collections afterwards scan only newer objects.
 
     Objects alive now that later become unreachable *through a reference cycle* are never freed
-    (reference counting still frees the others); what is alive when the model starts is almost
-    all module state, so this keeps memory flat and removes most of each full collection's pause.
+    (reference counting still frees the others). What is alive when the model starts is almost
+    all module state, which lives as long as the process anyway; each later full collection's
+    pause shrinks with the objects it no longer scans.
     """
     global _frozen
     with _state_lock:
