@@ -295,9 +295,14 @@ class MobsterSearcher(Searcher, objectives.ObjectiveNames):
         self._record(trial_id, trial, result)  # idempotent: on_trial_result records it again
         # The core answers from the model of its last suggestion (never fitting one here, in
         # Ray's event loop), with this trial's new results added to its data.
-        wanted = None if among is None else {*among, trial_id}
-        ids = [i for i in self._trials if wanted is None or i in wanted]
-        with_results = [(i, record) for i, record in zip(ids, self._records(wanted)) if record.results]
+        # Read-only views (no copies, no pending levels): the core reads configurations, and
+        # results only of the fresh trial. This runs at every rung result that would stop a trial.
+        wanted = self._trials.keys() if among is None else {*among, trial_id}
+        with_results = [
+            (i, TrialRecord(config=t.config, results=t.results))
+            for i, t in self._trials.items()
+            if i in wanted and t.results
+        ]
         fresh = [k for k, (i, _) in enumerate(with_results) if i == trial_id]
         means = self._core_searcher().final_means([record for _, record in with_results], fresh=fresh)
         return None if means is None else {i: float(mean) for (i, _), mean in zip(with_results, means)}
