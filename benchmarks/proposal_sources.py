@@ -41,27 +41,28 @@ def tagged_sources() -> Iterator[dict[tuple, str]]:
     """While open, every configuration a :class:`ModelBasedSearcher` suggests is recorded in the
     yielded map (its sorted items -> ``"initial"``, ``"model"`` or ``"random"``)."""
     tags: dict[tuple, str] = {}
-    originals = {name: getattr(ModelBasedSearcher, name) for name in ("suggest", "_random_config", "_model_based_unit")}
+    originals = {name: getattr(ModelBasedSearcher, name) for name in ("suggest_ranked", "_random_config", "_model_based_units")}
 
     def random_config(self: ModelBasedSearcher, *args: Any, **kwargs: Any) -> dict[str, Any]:
         self._diagnostic_source = "random"
         return originals["_random_config"](self, *args, **kwargs)
 
-    def model_based_unit(self: ModelBasedSearcher, *args: Any, **kwargs: Any) -> np.ndarray:
-        unit = originals["_model_based_unit"](self, *args, **kwargs)
+    def model_based_units(self: ModelBasedSearcher, *args: Any, **kwargs: Any) -> np.ndarray:
+        units = originals["_model_based_units"](self, *args, **kwargs)
         self._diagnostic_source = "model"  # after it: a failed model falls back to random
-        return unit
+        return units
 
-    def suggest(self: ModelBasedSearcher, trials: Sequence[Any]) -> dict[str, Any]:
+    def suggest_ranked(self: ModelBasedSearcher, trials: Sequence[Any], count: int) -> list[dict[str, Any]]:
         self._diagnostic_source = "random"
-        config = originals["suggest"](self, trials)
+        configs = originals["suggest_ranked"](self, trials, count)
         initial = len(trials) < self.options.num_initial_random
-        tags[tuple(sorted(config.items()))] = "initial" if initial else self._diagnostic_source
-        return config
+        for config in configs:  # runner-ups (taken when processes collide) come from the same source
+            tags[tuple(sorted(config.items()))] = "initial" if initial else self._diagnostic_source
+        return configs
 
-    ModelBasedSearcher.suggest = suggest  # type: ignore[method-assign]
+    ModelBasedSearcher.suggest_ranked = suggest_ranked  # type: ignore[method-assign]
     ModelBasedSearcher._random_config = random_config  # type: ignore[method-assign]
-    ModelBasedSearcher._model_based_unit = model_based_unit  # type: ignore[method-assign]
+    ModelBasedSearcher._model_based_units = model_based_units  # type: ignore[method-assign]
     try:
         yield tags
     finally:

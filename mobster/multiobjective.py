@@ -101,9 +101,14 @@ class MultiObjectiveSearcher:
     def suggest(self, trials: Sequence[TrialRecord]) -> dict[str, Any]:
         """A configuration not among ``trials``, chosen for a random scalarisation (see the module),
         or by qLogNEHVI."""
+        return self.suggest_ranked(trials, count=1)[0]
+
+    def suggest_ranked(self, trials: Sequence[TrialRecord], count: int) -> list[dict[str, Any]]:
+        """:meth:`suggest`'s configuration first, then runner-ups as
+        :meth:`ModelBasedSearcher.suggest_ranked` gives them (none with qLogNEHVI)."""
         if self.acquisition == "nehvi":
-            return self._suggest_nehvi(trials)
-        return self.single.suggest(self.scalarised(trials, self.draw_weights()))
+            return [self._suggest_nehvi(trials)]
+        return self.single.suggest_ranked(self.scalarised(trials, self.draw_weights()), count)
 
     def suggest_random(self, trials: Sequence[TrialRecord], rng: np.random.Generator | None = None) -> dict[str, Any]:
         return self.single.suggest_random(self._configs_only(trials), rng)

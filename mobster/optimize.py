@@ -32,6 +32,9 @@ NUM_RESTARTS = 3
 LOCAL_ROUNDS = 1
 #: L-BFGS-B iterations per continuous step.
 LBFGS_MAXITER = 20
+#: Least distance (search coordinates) of a runner-up from every better-ranked candidate: restarts
+#: that converge to one optimum end a hair apart, and a runner-up is meant to be another place.
+RUNNER_UP_DISTANCE = 0.1
 
 
 def search_bounds(space: SearchSpace, **tensor_kwargs) -> torch.Tensor:
@@ -117,6 +120,26 @@ def maximize_acquisition(
     candidates (``m x dim``) and says which of them must not be proposed. Raises ``LookupError`` when every
     candidate is excluded (a tiny, exhausted space).
     """
+    return rank_acquisition_candidates(acquisition, space, is_excluded, rng, tensor_kwargs, anchors, count=1)[0]
+
+
+def rank_acquisition_candidates(
+    acquisition: AcquisitionFunction,
+    space: SearchSpace,
+    is_excluded: Callable[[np.ndarray], np.ndarray],
+    rng: np.random.Generator,
+    tensor_kwargs: dict,
+    anchors: np.ndarray | None = None,
+    count: int = 1,
+) -> np.ndarray:
+    """:func:`maximize_acquisition`'s choice first, then up to ``count - 1`` runner-ups: the
+    non-excluded candidates this optimisation scored next best, each at least
+    ``RUNNER_UP_DISTANCE`` from every better one (``m x dim``, ``m <= count``).
+
+    The runner-ups cost nothing extra (every one was evaluated on the way), and the first row is
+    the same whatever ``count`` is. They are what a sampler proposes instead when a process
+    sampling at the same moment took the first (``optuna_mobster._claims``).
+    """
     anchors = anchors if anchors is not None else np.zeros((0, space.dim))
     pool = np.concatenate([space.sample_unit(rng, RAW_SAMPLES), _spray(space, anchors, rng)])
     pool = pool[~is_excluded(pool)]
@@ -124,7 +147,9 @@ def maximize_acquisition(
         raise LookupError("no configuration left that has not been evaluated")
     values = _evaluate(acquisition, pool, tensor_kwargs)
     order = np.argsort(-values)
-    best_unit, best_value = pool[order[0]], values[order[0]]
+    # Every allowed candidate scored, each batch in its own order and the pool first, so that a
+    # stable sort of them all ranks ties as the search met them (the first row never changes).
+    scored_units, scored_values = [pool[order]], [values[order]]
     starts = pool[order[:NUM_RESTARTS]]
     with torch.random.fork_rng():
         torch.manual_seed(int(rng.integers(2**31)))
@@ -137,17 +162,20 @@ def maximize_acquisition(
             )
             improved = []
             for start, candidates, candidate_values in zip(starts, groups, values_per_group):
-                allowed = ~is_excluded(candidates)
-                for index in np.argsort(-candidate_values):
-                    if allowed[index]:
-                        if candidate_values[index] > best_value:
-                            best_unit, best_value = candidates[index], candidate_values[index]
-                        improved.append(candidates[index])
-                        break
-                else:
-                    improved.append(start)
+                order = np.argsort(-candidate_values)
+                order = order[~is_excluded(candidates[order])]
+                scored_units.append(candidates[order])
+                scored_values.append(candidate_values[order])
+                improved.append(candidates[order[0]] if len(order) else start)
             starts = np.array(improved)
-    return best_unit
+    units, values = np.concatenate(scored_units), np.concatenate(scored_values)
+    ranked: list[np.ndarray] = []
+    for index in np.argsort(-values, kind="stable"):
+        if all(np.linalg.norm(units[index] - better) >= RUNNER_UP_DISTANCE for better in ranked):
+            ranked.append(units[index])
+            if len(ranked) == count:
+                break
+    return np.stack(ranked)
 
 
-__all__ = ["maximize_acquisition", "search_bounds"]
+__all__ = ["maximize_acquisition", "rank_acquisition_candidates", "search_bounds"]

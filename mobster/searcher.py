@@ -38,7 +38,7 @@ from mobster.model import (
     fit_model,
     hyperparameters,
 )
-from mobster.optimize import maximize_acquisition
+from mobster.optimize import rank_acquisition_candidates
 from mobster.options import SearcherOptions
 from mobster.posterior import ConditionedGP
 from mobster.space import SearchSpace
@@ -216,32 +216,40 @@ class ModelBasedSearcher:
         others, and whenever the model cannot be fitted (with a warning). Raises ``LookupError``
         only when the space is exhausted.
         """
+        return self.suggest_ranked(trials, count=1)[0]
+
+    def suggest_ranked(self, trials: Sequence[TrialRecord], count: int) -> list[dict[str, Any]]:
+        """:meth:`suggest`'s configuration first, then, for a model-based suggestion, up to
+        ``count - 1`` runner-ups of the same acquisition optimisation (distinct, none among
+        ``trials``), free of charge: what to propose when a process sampling at the same moment
+        took the first. A random suggestion comes alone.
+        """
         with self._lock:
             units = [self._unit_or_none(t) for t in trials]  # None: outside the space
             excluded = self._known(units)
             if self.space.dim == 0:  # a single configuration
                 if trials:
                     raise LookupError("the search space holds one configuration and it was evaluated")
-                return self.space.from_unit(np.zeros(0))
+                return [self.space.from_unit(np.zeros(0))]
             if len(trials) < self.options.num_initial_random:
-                return self._random_config(excluded, centre=not trials)
+                return [self._random_config(excluded, centre=not trials)]
             if self._rng.random() < self.options.random_fraction:
-                return self._random_config(excluded)
+                return [self._random_config(excluded)]
             observations, offenders = collect_observations(trials, self.levels, self._sign)
             self._warn_once(trials, offenders)
             if len({o.value for o in observations}) < 2:
-                return self._random_config(excluded)
+                return [self._random_config(excluded)]
             if self._first_fit_elsewhere(len(observations)):
-                return self._random_config(excluded)
+                return [self._random_config(excluded)]
             try:
-                unit = self._model_based_unit(trials, units, observations, excluded)
+                ranked = self._model_based_units(trials, units, observations, excluded, count)
             except LookupError:  # nothing new among the optimiser's candidates
-                return self._random_config(excluded)
+                return [self._random_config(excluded)]
             except Exception as error:  # numerical failure of the GP: never break the study
                 self.model_failures += 1
                 warnings.warn(f"MOBSTER model failed ({error!r}); suggesting a random configuration", stacklevel=2)
-                return self._random_config(excluded)
-            return self.space.from_unit(unit)
+                return [self._random_config(excluded)]
+            return [self.space.from_unit(unit) for unit in ranked]
 
     def suggest_random(self, trials: Sequence[TrialRecord], rng: np.random.Generator | None = None) -> dict[str, Any]:
         """A random configuration not among ``trials``, whatever the model would say.
@@ -443,13 +451,15 @@ class ModelBasedSearcher:
         r = torch.tensor([self._resource_unit(r) for r in resources], **self.tensor_kwargs).unsqueeze(-1)
         return torch.cat([features, r], dim=-1)
 
-    def _model_based_unit(
+    def _model_based_units(
         self,
         trials: Sequence[TrialRecord],
         all_units: Sequence[np.ndarray | None],
         observations: list[Observation],
         excluded: KnownConfigurations,
+        count: int = 1,
     ) -> np.ndarray:
+        """Search coordinates of the acquisition's best ``count`` candidates, best first."""
         r_acq = acquisition_resource(observations)
         bars = self._rung_bars(observations)
         model, transform, units = self._fit_observations(trials, observations, all_units)
@@ -477,13 +487,14 @@ class ModelBasedSearcher:
             noise,
             self.options.cost_aware,
         )
-        return maximize_acquisition(
+        return rank_acquisition_candidates(
             acquisition,
             self.space,
             self._known_test(excluded),
             self._rng,
             self.tensor_kwargs,
             anchors,
+            count,
         )
 
     def _rescue_posterior(

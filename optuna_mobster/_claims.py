@@ -7,13 +7,15 @@ optimum is often a corner of the space, they pick the same one. So the sampler w
 into the trial's system attrs (a claim) before returning it, then reads the claims and params of
 the other trials (a rival may have been pruned already, or be running with params stored). If
 any other trial holds the same configuration, whatever its number or state, the sampler gives
-way and samples again with the rival's configuration as pending.
+way and proposes instead the next best candidate of the same acquisition optimisation that no
+other trial holds (free: it was scored on the way), or, when there is none, samples again with
+the rival's configuration as pending.
 
 Why two trials cannot both keep one configuration: each writes its claim before it reads, and
 the storage orders writes and reads, so whichever of the two wrote second reads after the
 other's write, sees it and gives way. Both give way only when both writes come before either
-read (the few milliseconds between a write and its read); each then samples again with the
-other's claim as pending. A claim costs one write and one read. Processes that sample all the
+read (the few milliseconds between a write and its read); each then claims its runner-up. A
+claim costs one write and one read. Processes that sample all the
 time (fast objectives) can keep colliding, each round with the next trial of the other process,
 because the same model leads them to the same places; so the sampler's last round
 (``MAX_ROUNDS``) is random.
@@ -47,12 +49,14 @@ def claimed_config(trial: FrozenTrial) -> dict[str, Any] | None:
 
 def stake(
     study: Study, trial: FrozenTrial, config: dict[str, Any], is_among: SameConfiguration
-) -> bool:
-    """Claim ``config`` for ``trial``; ``False`` when another trial holds it too (sample again)."""
+) -> tuple[bool, list[dict[str, Any]]]:
+    """Claim ``config`` for ``trial``: whether the claim stands (``False`` when another trial
+    holds it too: propose another), and the configurations the other trials hold."""
     # Optuna has no public way for a sampler to write to a trial; its own samplers (GridSampler,
     # TPESampler, CmaEsSampler) make this same storage call.
     study._storage.set_trial_system_attr(trial._trial_id, CLAIM_KEY, {"config": config})
-    return not is_among(config, _rival_configs(study, trial))
+    rivals = _rival_configs(study, trial)
+    return not is_among(config, rivals), rivals
 
 
 def _rival_configs(study: Study, trial: FrozenTrial) -> list[dict[str, Any]]:

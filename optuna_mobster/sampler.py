@@ -100,7 +100,8 @@ class MobsterSampler(BaseSampler):
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         with self._lock:
-            return self._intersection.calculate(study)
+            # Optuna's read of the study for this ask, which sample_relative then reuses.
+            return self._intersection.calculate(study, use_cache=True)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -114,14 +115,26 @@ class MobsterSampler(BaseSampler):
         searcher.refit_gate = shared_fit.refit_gate(study, key)  # or may be fitting now
         fitted_before = searcher.fitted_hyperparameters()
         # Trials sampled at the same moment (other threads or processes) must not take the same
-        # configuration: claim it in storage, and sample again with the rival's as pending if a
-        # rival wins (see optuna_mobster._claims). Processes that keep colliding follow the same
-        # model to the same places, so the last round leaves the model for a random configuration.
+        # configuration: claim it in storage, and if a rival holds it too, claim the optimisation's
+        # runner-up that no other trial holds, else sample again with the rival's as pending (see
+        # optuna_mobster._claims). Processes that keep colliding follow the same model to the
+        # same places, so the last round leaves the model for a random configuration.
+        records = self._records(study, trial, search_space, levels, fresh=False)
+        candidates = searcher.suggest_ranked(records, count=claims.MAX_ROUNDS)
+        config = candidates[0]
         for round_ in range(1, claims.MAX_ROUNDS + 1):
-            records = self._records(study, trial, search_space, levels)
-            config = searcher.suggest(records) if round_ < claims.MAX_ROUNDS else searcher.suggest_random(records)
-            if claims.stake(study, trial, config, searcher.is_among) or round_ == claims.MAX_ROUNDS:
+            stands, rivals = claims.stake(study, trial, config, searcher.is_among)
+            if stands or round_ == claims.MAX_ROUNDS:
                 break
+            if round_ == claims.MAX_ROUNDS - 1:
+                config = searcher.suggest_random(records)
+                continue
+            untaken = [c for c in candidates[round_:] if not searcher.is_among(c, rivals)]
+            if untaken:
+                config = untaken[0]
+            else:
+                records = self._records(study, trial, search_space, levels)
+                config = searcher.suggest(records)
         shared_fit.publish(study, key, searcher, fitted_before[1] if fitted_before else 0)
         return config
 
@@ -218,11 +231,15 @@ class MobsterSampler(BaseSampler):
         search_space: dict[str, BaseDistribution],
         levels: list[int],
         trials: Sequence[FrozenTrial] | None = None,
+        fresh: bool = True,
     ) -> list[TrialRecord]:
         """Every other trial that has all modelled parameters, as the core's records (from
-        ``trials`` if given, else from storage)."""
+        ``trials`` if given, else from storage: read now if ``fresh``, else Optuna's read of this
+        ask, the one :meth:`infer_relative_search_space` made a moment before)."""
         if trials is None:
-            trials = study.get_trials(deepcopy=False, states=_MODELLED_STATES)
+            # Study._get_trials with use_cache is how Optuna's own samplers (TPE, GP) share one
+            # read of the study per ask; there is no public equivalent.
+            trials = study._get_trials(deepcopy=False, states=_MODELLED_STATES, use_cache=not fresh)
         records: list[TrialRecord] = []
         for trial in trials:
             if trial.number == current.number or trial.state not in _MODELLED_STATES:

@@ -396,9 +396,9 @@ def test_proposal_sources_tags_every_trial_and_restores_the_searcher() -> None:
     from benchmarks.proposal_sources import SOURCES, measure, tagged_sources
     from mobster.searcher import ModelBasedSearcher
 
-    original = ModelBasedSearcher.suggest
+    original = ModelBasedSearcher.suggest_ranked
     summary = measure("mlp_digits", [0], budget_trainings=6)
-    assert ModelBasedSearcher.suggest is original  # the wrappers are removed after the run
+    assert ModelBasedSearcher.suggest_ranked is original  # the wrappers are removed after the run
     assert summary.started["initial"] >= 1 and summary.started["model"] >= 1
     first = summary.levels[0]
     # Every trial is recorded at its first rung (one bracket): the sources account for them all.
@@ -409,4 +409,4 @@ def test_proposal_sources_tags_every_trial_and_restores_the_searcher() -> None:
             assert math.isnan(mean) or 0.0 <= mean <= 1.0
     with tagged_sources() as tags:
         assert tags == {}
-    assert ModelBasedSearcher.suggest is original
+    assert ModelBasedSearcher.suggest_ranked is original

@@ -97,13 +97,13 @@ class Faulty:
 @pytest.mark.slow  # 10-30 s on a busy 2-core machine (36 trials, GP from the fifth)
 def test_bad_trials_are_failed_or_skipped_named_once_and_ignored(monkeypatch, caplog):
     calls: list[list] = []
-    original = ModelBasedSearcher.suggest
+    original = ModelBasedSearcher.suggest_ranked
 
-    def spy(self, trials):
+    def spy(self, trials, count):
         calls.append(copy.deepcopy(list(trials)))
-        return original(self, trials)
+        return original(self, trials, count)
 
-    monkeypatch.setattr(ModelBasedSearcher, "suggest", spy)
+    monkeypatch.setattr(ModelBasedSearcher, "suggest_ranked", spy)
     objective = Faulty()
     n_trials = 2 * len(FAULTS)
     study = optuna.create_study(

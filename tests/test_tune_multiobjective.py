@@ -64,13 +64,13 @@ def _run(space, searcher, scheduler, tmp_path, **tune_config):
 def model_based_count(monkeypatch) -> list[int]:
     """How many suggestions the GP made (not random): the core's acquisition, counted."""
     calls = [0]
-    original = ModelBasedSearcher._model_based_unit
+    original = ModelBasedSearcher._model_based_units
 
     def counted(self, *args, **kwargs):
         calls[0] += 1
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(ModelBasedSearcher, "_model_based_unit", counted)
+    monkeypatch.setattr(ModelBasedSearcher, "_model_based_units", counted)
     return calls
 
 
