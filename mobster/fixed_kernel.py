@@ -30,6 +30,9 @@ from mobster.kernels import ExpDecayMean, ExpDecayResourceKernel
 from mobster.yielding import pause_point
 
 SQRT5 = math.sqrt(5.0)
+#: Resource pairs up to which :meth:`FixedKernel._terms_table` computes every pair's terms
+#: instead of those of the distinct values (a few rung levels) and gathering them.
+SMALL_RESOURCE_TABLE = 4096
 
 
 class FixedKernel:
@@ -157,7 +160,10 @@ class FixedKernel:
     def _terms_table(self, r1: torch.Tensor, r2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`resource_terms` of every pair, ``n1 x n2``: resources take a few values (the
         rungs), so the terms are computed on the distinct values and gathered. When ``r1`` holds
-        one value (the rescue's predictions, all at the full resource), ``1 x n2``, broadcast."""
+        one value (the rescue's predictions, all at the full resource), ``1 x n2``, broadcast.
+        A small table is computed directly: there finding the distinct values costs more."""
+        if r1.numel() * r2.numel() <= SMALL_RESOURCE_TABLE:
+            return self.resource_terms(r1.unsqueeze(-1), r2.unsqueeze(-2))
         (u1, i1), (u2, i2) = (torch.unique(r, return_inverse=True) for r in (r1, r2))
         factor, added = self.resource_terms(u1.unsqueeze(-1), u2.unsqueeze(-2))
         rows = slice(None) if len(u1) == 1 else i1

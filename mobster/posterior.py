@@ -91,10 +91,14 @@ class ConditionedGP:
                 projection = projection or (lambda solved: columns.transpose(-1, -2) @ solved)
             if len(extra_x) == 0:
                 return mean
-            whitened_e = self.whiten(extra_x)
+            # k(D, extra), k(x, extra) and k(extra, extra) in one evaluation: a rescue decision's
+            # kernel calls are small, each mostly fixed per-call cost.
+            n, m = len(self.train_x), len(x)
+            prior = self.kernel(extra_x, torch.cat([self.train_x, x, extra_x])).transpose(-1, -2)
+            whitened_e = torch.linalg.solve_triangular(self.chol, prior[:n], upper=False)
             solved_e = torch.linalg.solve_triangular(self.chol.transpose(-1, -2), whitened_e, upper=True)
-            cross = self.kernel(x, extra_x) - projection(solved_e)
-            extra_cov = self.kernel(extra_x, extra_x) - whitened_e.transpose(-1, -2) @ whitened_e
+            cross = prior[n : n + m] - projection(solved_e)
+            extra_cov = prior[n + m :] - whitened_e.transpose(-1, -2) @ whitened_e
             extra_cov = extra_cov + self.noise * torch.eye(len(extra_x), dtype=x.dtype, device=x.device)
             surprise = extra_y - self.mean(extra_x, whitened_e)
             return mean + cross @ torch.linalg.solve(extra_cov, surprise)

@@ -197,7 +197,8 @@ class ModelBasedSearcher:
         #: The model of the last model-based suggestion, for :meth:`final_means`.
         self._posterior: FittedPosterior | None = None
         self._warned: set[str] = set()
-        self._units: dict[tuple, np.ndarray | None] = {}  # configuration items -> search coordinates
+        #: Configuration items -> its search coordinates and their bytes (the rescue store's key).
+        self._units: dict[tuple, tuple[np.ndarray, bytes] | None] = {}
         #: Suggestions that fell back to a random configuration because the model failed.
         self.model_failures = 0
         #: Asked, with the number of observations, when a hyperparameter fit is due; ``False``
@@ -290,26 +291,26 @@ class ModelBasedSearcher:
         posterior = self._posterior  # read once: a background suggestion may replace it
         if posterior is None or self.space.dim == 0:
             return None
-        units = [self._unit_or_none(t) for t in trials]
-        inside = [i for i, unit in enumerate(units) if unit is not None]
+        entries = [self._unit_entry(t) for t in trials]
+        inside = [i for i, entry in enumerate(entries) if entry is not None]
         means = np.full(len(trials), np.inf)
         if not inside:
             return means
         extra_units, extra_resources, extra_values = [], [], []
         for index in fresh:
-            unit = units[index]
-            if unit is None:
+            if entries[index] is None:
                 continue
+            unit, key = entries[index]
             for resource, value in rung_results(trials[index].results, self.levels).items():
-                if math.isfinite(value) and (unit.tobytes(), int(resource)) not in posterior.seen:
+                if math.isfinite(value) and (key, int(resource)) not in posterior.seen:
                     extra_units.append(unit)
                     extra_resources.append(resource)
                     extra_values.append(self._sign * float(value))
         try:
-            keys = [units[i].tobytes() for i in inside]
+            keys = [entries[i][1] for i in inside]
             missing = posterior.missing(keys)  # GP inputs computed only for configurations new to it
             if missing:
-                new_units = np.stack([units[inside[k]] for k in missing])
+                new_units = np.stack([entries[inside[k]][0] for k in missing])
                 new_x = self._model_inputs(new_units, [self.max_resource] * len(missing))
                 posterior.remember_at_full([keys[k] for k in missing], new_x)
             extra_x = extra_y = None  # no new results: the stored means as they are
@@ -384,7 +385,12 @@ class ModelBasedSearcher:
         return KnownConfigurations([unit for unit in units if unit is not None], self.space.dim)
 
     def _unit_or_none(self, trial: TrialRecord) -> np.ndarray | None:
-        """The trial's search coordinates, or ``None`` for a configuration outside the space.
+        """The trial's search coordinates, or ``None`` for a configuration outside the space."""
+        entry = self._unit_entry(trial)
+        return None if entry is None else entry[0]
+
+    def _unit_entry(self, trial: TrialRecord) -> tuple[np.ndarray, bytes] | None:
+        """The trial's search coordinates and their bytes, or ``None`` outside the space.
 
         Remembered per configuration: every call sees the whole history again, and encoding it
         anew was a fifth of a suggestion's time at 2,000 trials.
@@ -400,11 +406,13 @@ class ModelBasedSearcher:
             unit = self.space.to_unit(trial.config)
         except (KeyError, ValueError, TypeError):
             unit = None
+        entry = None
         if unit is not None:
             unit.flags.writeable = False  # shared by every later call
+            entry = (unit, unit.tobytes())
         if key is not None:
-            self._units[key] = unit
-        return unit
+            self._units[key] = entry
+        return entry
 
     def _warn_once(self, trials: Sequence[TrialRecord], offenders: list[int]) -> None:
         for index in offenders:

@@ -242,6 +242,13 @@ def test_fixed_kernel_computes_what_the_fitted_modules_compute(kernel):
         assert torch.allclose(fixed(points, points, diag=True), modules(points, points, diag=True), atol=1e-12)
         assert torch.allclose(fixed.mean(points), model.mean_module(points), atol=1e-12)
     assert fixed.separable == (kernel != "matern52")
+    # Large tables take the path over distinct resources (small ones are computed pair by pair).
+    big = np.random.default_rng(7)
+    many_rungs = as_inputs(big.random((150, 2)), big.choice([1.0, 3.0, 9.0, 27.0], 150), 27)
+    many_full = as_inputs(big.random((150, 2)), np.full(150, 27.0), 27)
+    for points in (many_rungs, many_full):
+        assert torch.allclose(fixed.train_columns(points), modules(train_x, points), atol=1e-12)
+        assert torch.allclose(fixed(points, many_rungs), modules(points, many_rungs), atol=1e-12)
 
     # The acquisition's path against the generic one, values and gradients in the features.
     gp = FantasizedModel(model, anywhere[:4], num_fantasies=5, seed=0)
