@@ -334,7 +334,7 @@ class ModelBasedSearcher:
             try:
                 model, transform, _ = self._fit_observations(trials, observations, units)
                 gp = ConditionedGP(model)
-                self._posterior = self._rescue_posterior(trials, units, observations, gp, transform)
+                self._posterior = self._rescue_posterior(trials, observations, gp, transform)
             except Exception:  # numerical failure of the GP
                 return False
             return True
@@ -481,7 +481,7 @@ class ModelBasedSearcher:
         pending_x = self._model_inputs(pending_units, [min(trials[i].pending_at, self.max_resource) for i in pending])
         with torch.no_grad():
             model = FantasizedModel(model, pending_x, self.options.num_fantasies, seed=int(self._rng.integers(2**31)))
-            self._posterior = self._rescue_posterior(trials, all_units, observations, model.data_posterior, transform)
+            self._posterior = self._rescue_posterior(trials, observations, model.data_posterior, transform)
             per_fantasy = model.moments_at_resources(incumbent_features, (self._resource_unit(r_acq),))[0][:, 0, :]
         best_f = per_fantasy.min(dim=0).values - self.options.ei_jitter
         anchors = np.stack(incumbent_units)[per_fantasy.mean(-1).argsort()[:NUM_ANCHORS].cpu().numpy()]
@@ -508,7 +508,6 @@ class ModelBasedSearcher:
     def _rescue_posterior(
         self,
         trials: Sequence[TrialRecord],
-        all_units: Sequence[np.ndarray | None],
         observations: list[Observation],
         gp: ConditionedGP,
         transform: TargetTransform,
@@ -518,15 +517,16 @@ class ModelBasedSearcher:
         already computed here (in Ray, a driver thread), so that a rescue decision only adds its
         trial's new results. Running trials count: at many concurrent trials, most rescue
         decisions are about a trial whose first result came after the last suggestion."""
-        seen = frozenset((all_units[o.trial].tobytes(), o.resource) for o in observations)
+        entries = [self._unit_entry(t) for t in trials]  # remembered: coordinates and store keys
+        seen = frozenset((entries[o.trial][1], o.resource) for o in observations)
         posterior = FittedPosterior(gp, transform, seen)
         ahead = [
-            u for t, u in zip(trials, all_units) if u is not None and (t.results or t.pending_at is not None)
+            e for t, e in zip(trials, entries) if e is not None and (t.results or t.pending_at is not None)
         ][-RESCUE_PRECOMPUTED:]
         if ahead:
-            units = np.stack(ahead)
+            units = np.stack([unit for unit, _ in ahead])
             x = self._model_inputs(units, [self.max_resource] * len(units))
-            posterior.remember_at_full([unit.tobytes() for unit in ahead], x)
+            posterior.remember_at_full([key for _, key in ahead], x)
         return posterior
 
     def _fit_observations(
