@@ -19,6 +19,7 @@ from gpytorch.means import ConstantMean
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior, LogNormalPrior
 from linear_operator.utils.cholesky import psd_safe_cholesky
+from linear_operator.utils.warnings import NumericalWarning
 
 # Building a GPyTorch kernel calls torch.broadcast_shapes, whose first call imports torch's
 # symbolic-shape module and SymPy: 0.2 to 0.7 s of CPU. Imported here, with the library, so
@@ -148,6 +149,10 @@ def fit_model(model: SingleTaskGP, warm_start: dict[str, torch.Tensor] | None = 
     with warnings.catch_warnings():
         # An L-BFGS-B run that stops at its iteration limit is fine for a warm-started fit.
         warnings.simplefilter("ignore", OptimizationWarning)
+        # Near-duplicate configurations (a grid, a model that keeps proposing one region) make
+        # the kernel matrix nearly singular at some hyperparameters; gpytorch then adds jitter
+        # and the fit goes on. Nothing a user can act on, so it is not shown.
+        warnings.filterwarnings("ignore", "A not p.d., added jitter", NumericalWarning)
         maxiter = WARM_FIT_MAXITER if warm else FIT_MAXITER
         fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": maxiter}}, max_attempts=2)
     model.eval()

@@ -268,3 +268,23 @@ def test_fixed_kernel_computes_what_the_fitted_modules_compute(kernel):
     assert torch.allclose(grad, expected_grad, rtol=1e-6, atol=1e-6 * float(expected_grad.abs().max()))
     with torch.no_grad():  # the in-place path (no gradients) gives the same numbers
         assert torch.allclose(gp.moments_at_resources(features, resources)[1], variances, atol=1e-12)
+
+
+def test_fit_on_near_duplicates_shows_no_jitter_warning() -> None:
+    """Data where gpytorch must add jitter to the kernel matrix during the fit (recorded from a
+    benchmark run on a grid table): the fit succeeds and no warning reaches the user, who could
+    do nothing about it."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    recorded = json.loads((Path(__file__).parent / "data" / "near_singular_fit.json").read_text())
+    x = torch.tensor(recorded["x"], dtype=torch.float64)
+    y = torch.tensor(recorded["y"], dtype=torch.float64).unsqueeze(-1)
+    warm = {name: torch.tensor(value, dtype=torch.float64) for name, value in recorded["warm"].items()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = fit_model(build_model(x, y, "exp-decay-combined"), warm)
+    assert [str(w.message) for w in caught] == []
+    with torch.no_grad():
+        assert torch.isfinite(model.posterior(x).mean).all()  # the fit went on to a usable model
