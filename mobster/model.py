@@ -139,6 +139,13 @@ class FastExactMarginalLogLikelihood(ExactMarginalLogLikelihood):
         return self._add_other_terms(log_likelihood, params).div_(len(train_x))
 
 
+def ignore_jitter_warnings() -> None:
+    """Inside ``warnings.catch_warnings()``: hide linear_operator's notice that it added jitter to
+    a nearly singular covariance. Near-duplicate configurations (a grid, a model that keeps
+    proposing one region) cause it; the computation goes on and no user can act on it."""
+    warnings.filterwarnings("ignore", "A not p.d., added jitter", NumericalWarning)
+
+
 def fit_model(model: SingleTaskGP, warm_start: dict[str, torch.Tensor] | None = None) -> SingleTaskGP:
     """Type-II MAP fit (L-BFGS-B on the marginal likelihood plus priors), warm-started if possible.
 
@@ -149,10 +156,7 @@ def fit_model(model: SingleTaskGP, warm_start: dict[str, torch.Tensor] | None = 
     with warnings.catch_warnings():
         # An L-BFGS-B run that stops at its iteration limit is fine for a warm-started fit.
         warnings.simplefilter("ignore", OptimizationWarning)
-        # Near-duplicate configurations (a grid, a model that keeps proposing one region) make
-        # the kernel matrix nearly singular at some hyperparameters; gpytorch then adds jitter
-        # and the fit goes on. Nothing a user can act on, so it is not shown.
-        warnings.filterwarnings("ignore", "A not p.d., added jitter", NumericalWarning)
+        ignore_jitter_warnings()
         maxiter = WARM_FIT_MAXITER if warm else FIT_MAXITER
         fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": maxiter}}, max_attempts=2)
     model.eval()

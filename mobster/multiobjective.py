@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from linear_operator.utils.warnings import NumericalWarning
 
 from mobster.data import acquisition_resource, collect_observations
 from mobster.history import TrialRecord
+from mobster.model import ignore_jitter_warnings
 from mobster.options import SearcherOptions
 from mobster.pareto import is_finite_vector, minimising_signs, nondominated_fronts
 from mobster.searcher import ModelBasedSearcher
@@ -204,9 +204,8 @@ class MultiObjectiveSearcher:
             try:
                 with warnings.catch_warnings():
                     # The joint covariance of the configurations seen and the candidates is
-                    # near-singular where they are close; linear_operator adds jitter and says
-                    # so, which no user can act on.
-                    warnings.filterwarnings("ignore", "A not p.d., added jitter", NumericalWarning)
+                    # near-singular where they are close.
+                    ignore_jitter_warnings()
                     unit = self._nehvi_unit(trials)
             except LookupError:  # too little data, or nothing new among the candidates
                 return self.single.suggest_random(configs, rng=self._nehvi_rng)

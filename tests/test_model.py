@@ -1,5 +1,9 @@
 """The joint GP: kernels are valid covariances and the model learns a multi-fidelity function."""
 
+import json
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -274,10 +278,6 @@ def test_fit_on_near_duplicates_shows_no_jitter_warning() -> None:
     """Data where gpytorch must add jitter to the kernel matrix during the fit (recorded from a
     benchmark run on a grid table): the fit succeeds and no warning reaches the user, who could
     do nothing about it."""
-    import json
-    import warnings
-    from pathlib import Path
-
     recorded = json.loads((Path(__file__).parent / "data" / "near_singular_fit.json").read_text())
     x = torch.tensor(recorded["x"], dtype=torch.float64)
     y = torch.tensor(recorded["y"], dtype=torch.float64).unsqueeze(-1)
