@@ -27,6 +27,11 @@ from botorch.sampling.qmc import NormalQMCEngine
 from gpytorch.distributions import MultivariateNormal
 
 from mobster.posterior import ConditionedGP
+from mobster.yielding import pause_point
+
+#: :meth:`FantasizedModel.moments_at_resources` solves by blocks of one resource when that costs
+#: less than this share of the direct solves (the copies and the loop over blocks cost too).
+BLOCKS_WORTH_IT = 0.7
 
 
 class FantasizedModel(Model):
@@ -124,18 +129,63 @@ class FantasizedModel(Model):
             return means.reshape(b, g, -1), variance.reshape(b, g, -1)
         prior_mean, prior_variance, train_factor, train_added, pending_factor, pending_added = self._prior_at_resources(resources)
         k_train = self.kernel.config_kernel(features, self.data_posterior.train_x)  # b x n
-        # Each configuration's g columns side by side: (b, g, n) is k(D, x)^T, column-major.
-        columns = torch.addcmul(train_added, k_train.unsqueeze(1), train_factor).reshape(b * g, -1).T
-        if columns.requires_grad:
-            whitened = torch.linalg.solve_triangular(self.data_posterior.chol, columns, upper=False)
-        else:  # the columns are ours: solved in place, without LAPACK's copy of an n x bg matrix
-            whitened = torch.linalg.solve_triangular(self.data_posterior.chol, columns, upper=False, out=columns)
+        if not k_train.requires_grad and self._blocks_cost(g) < BLOCKS_WORTH_IT:
+            whitened = self._whitened_by_blocks(k_train, resources)
+        else:
+            # Each configuration's g columns side by side: (b, g, n) is k(D, x)^T, column-major.
+            columns = torch.addcmul(train_added, k_train.unsqueeze(1), train_factor).reshape(b * g, -1).T
+            if columns.requires_grad:
+                whitened = torch.linalg.solve_triangular(self.data_posterior.chol, columns, upper=False)
+            else:  # the columns are ours: solved in place, without LAPACK's copy of an n x bg matrix
+                whitened = torch.linalg.solve_triangular(self.data_posterior.chol, columns, upper=False, out=columns)
         cross = None
         if len(self.pending_x):
             k_pending = self.kernel.config_kernel(features, self.pending_x)  # b x p
             cross = torch.addcmul(pending_added, k_pending.unsqueeze(1), pending_factor).reshape(b * g, -1)
         means, variance = self._combine(whitened, prior_mean.repeat(b), prior_variance.repeat(b), cross)
         return means.reshape(b, g, -1), variance.reshape(b, g, -1)
+
+    def _blocks_cost(self, g: int) -> float:
+        """The triangular solves of :meth:`_whitened_by_blocks` as a share of those of the
+        direct path (``g`` resources): ``sum over blocks of (n - start)^2`` against ``g n^2``."""
+        starts = self.data_posterior.block_starts
+        n = len(self.data_posterior.train_x)
+        return sum((n - start) ** 2 for start in starts) / (g * n * n)
+
+    def _whitened_by_blocks(self, k_train: torch.Tensor, resources: tuple[float, ...]) -> torch.Tensor:
+        """``L^-1 k(D, x)`` of every configuration at each of ``resources``: ``n x bg`` (column
+        ``i g + j``: configuration ``i`` at resource ``j``), the direct path's numbers.
+
+        The kernel is ``k_x * factor(r, r_i) + added(r, r_i)`` and the training rows come in
+        blocks of one resource (:class:`~mobster.posterior.ConditionedGP`), so a column is
+        ``added_r + sum over blocks B of factor(r, r_B) * (k_x restricted to B)``. ``L^-1`` of the
+        ``added`` part is one solve per resource for every configuration; ``L^-1`` of ``k_x``
+        restricted to a block starting at row ``s`` is zero above ``s`` (``L`` is lower
+        triangular), a solve with ``L[s:, s:]``. Most observations sit at the lowest rungs, which
+        sort first: a fraction of the ``g`` full solves per configuration of the direct path.
+        """
+        gp = self.data_posterior
+        n, b, g = len(gp.train_x), k_train.shape[0], len(resources)
+        _, _, train_factor, train_added, _, _ = self._prior_at_resources(resources)
+        key = ("added", *resources)
+        if key not in self._resource_cache:  # L^-1 added(D, r): n x g, once per acquisition
+            self._resource_cache[key] = (torch.linalg.solve_triangular(gp.chol, train_added.T.contiguous(), upper=False),)
+        (whitened_added,) = self._resource_cache[key]
+        whitened = None
+        ends = [*gp.block_starts[1:], n]
+        for start, end in zip(gp.block_starts, ends):
+            pause_point()  # where a background computation steps aside (mobster.yielding)
+            # The block's rows of k_x, zero below: column-major, solved in place.
+            right = k_train.new_zeros(b, n - start)
+            right[:, : end - start] = k_train[:, start:end]
+            right = right.T
+            solved = torch.linalg.solve_triangular(gp.chol[start:, start:], right, upper=False, out=right).unsqueeze(-1)
+            factor = train_factor[:, start]  # factor(r_j, r_B), the same over the block
+            if whitened is None:  # the first block starts at row 0: n x b x g
+                whitened = torch.addcmul(whitened_added.unsqueeze(1), solved, factor)
+            else:
+                whitened[start:].addcmul_(solved, factor)
+        return whitened.reshape(n, b * g)
 
     def posterior(self, X: torch.Tensor, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs) -> GPyTorchPosterior:
         if X.dim() < 3 or X.shape[-3] != 1 or X.shape[-2] != 1:

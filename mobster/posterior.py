@@ -39,14 +39,21 @@ class ConditionedGP:
         for parameter in model.parameters():
             parameter.requires_grad_(False)
         with torch.no_grad():
-            self.train_x = model.train_inputs[0]
+            # Rows in order of resource (stable; the posterior does not depend on their order):
+            # each resource's rows form one block, which the acquisition's solves exploit
+            # (FantasizedModel.moments_at_resources).
+            order = torch.argsort(model.train_inputs[0][:, -1], stable=True)
+            self.train_x = model.train_inputs[0][order]
+            _, counts = torch.unique_consecutive(self.train_x[:, -1], return_counts=True)
+            #: First row of each block of rows with one resource, in order.
+            self.block_starts: list[int] = [0, *torch.cumsum(counts, 0)[:-1].tolist()]
             #: The kernel and prior mean at the fitted hyperparameters (``kernel(x1, x2)``, ``kernel.mean(x)``).
             self.kernel = FixedKernel(model.covar_module, model.mean_module, self.train_x)
             self.noise = model.likelihood.noise.squeeze().detach()
             gram = self.kernel.gram()
             eye = torch.eye(len(self.train_x), dtype=gram.dtype, device=gram.device)
             self.chol = torch.linalg.cholesky(gram + (self.noise + 1e-8) * eye)
-            residual = (model.train_targets - self.kernel.mean(self.train_x)).unsqueeze(-1)
+            residual = (model.train_targets[order] - self.kernel.mean(self.train_x)).unsqueeze(-1)
             self.alpha = torch.linalg.solve_triangular(self.chol, residual, upper=False).squeeze(-1)
             #: ``K^-1 (y - m(D))``: a mean from kernel columns alone.
             self.weights = torch.linalg.solve_triangular(self.chol.transpose(-1, -2), self.alpha.unsqueeze(-1), upper=True).squeeze(-1)

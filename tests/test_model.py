@@ -1,6 +1,7 @@
 """The joint GP: kernels are valid covariances and the model learns a multi-fidelity function."""
 
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -272,6 +273,42 @@ def test_fixed_kernel_computes_what_the_fitted_modules_compute(kernel):
     assert torch.allclose(grad, expected_grad, rtol=1e-6, atol=1e-6 * float(expected_grad.abs().max()))
     with torch.no_grad():  # the in-place path (no gradients) gives the same numbers
         assert torch.allclose(gp.moments_at_resources(features, resources)[1], variances, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", ["exp-decay-sum", "exp-decay-combined"])
+def test_pool_moments_by_blocks_of_one_resource_match_the_direct_solves(kernel, monkeypatch) -> None:
+    """The acquisition's pool is solved by blocks of training rows with one resource
+    (FantasizedModel._whitened_by_blocks); it must give the direct solves' moments, and the
+    training rows' new order (by resource) must leave the posterior GPyTorch's."""
+    import mobster.fantasy as fantasy
+    from mobster.posterior import ConditionedGP
+
+    rng = np.random.default_rng(9)
+    x, r, y = training_data(60, 27, seed=8)  # each trial's rungs in turn: rows out of resource order
+    off_rungs = rng.uniform(1.0, 27.0, len(r))  # every row a resource of its own: one-row blocks
+    for resources_of_rows, expect_blocks in ((r, True), (off_rungs, False)):
+        train_x = as_inputs(x, resources_of_rows, 27)
+        train_y = torch.tensor((y - y.mean()) / y.std()).unsqueeze(-1)
+        model = fit_model(build_model(train_x, train_y, kernel))
+        gp = ConditionedGP(model)
+        assert torch.equal(gp.train_x[:, -1], gp.train_x[:, -1].sort().values)
+        assert len(gp.block_starts) == len(np.unique(resources_of_rows))
+        queries = as_inputs(rng.random((7, 2)), rng.choice([1.0, 3.0, 9.0, 27.0], 7), 27)
+        with torch.no_grad():
+            assert torch.allclose(gp.mean(queries), model.posterior(queries).mean.squeeze(-1), atol=1e-8)
+        pending = as_inputs(rng.random((5, 2)), rng.choice([3.0, 9.0], 5), 27)
+        model_with_pending = fantasy.FantasizedModel(model, pending, num_fantasies=6, seed=1)
+        features, resources = torch.tensor(rng.random((200, 2))), (0.1, 0.3, 1.0)
+        # Rung-shaped data takes the blocks by default, one-row blocks the direct solves.
+        assert (model_with_pending._blocks_cost(len(resources)) < fantasy.BLOCKS_WORTH_IT) == expect_blocks
+        with torch.no_grad():
+            monkeypatch.setattr(fantasy, "BLOCKS_WORTH_IT", math.inf)
+            by_blocks = model_with_pending.moments_at_resources(features, resources)
+            monkeypatch.setattr(fantasy, "BLOCKS_WORTH_IT", 0.0)
+            direct = model_with_pending.moments_at_resources(features, resources)
+        assert by_blocks[0].shape == direct[0].shape == (200, 3, 6)
+        for blocks_moment, direct_moment in zip(by_blocks, direct):
+            assert torch.allclose(blocks_moment, direct_moment, atol=1e-10)
 
 
 def test_fit_on_near_duplicates_shows_no_jitter_warning() -> None:
