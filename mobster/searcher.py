@@ -194,6 +194,9 @@ class ModelBasedSearcher:
         self._lock = threading.Lock()
         self._warm_start: dict[str, torch.Tensor] | None = None
         self._fitted_size = 0
+        #: The last GP built and the hyperparameters it holds (the ``_warm_start`` object): a
+        #: suggestion that keeps them gives it the new data instead of building the modules again.
+        self._last_model: tuple[SingleTaskGP, dict[str, torch.Tensor]] | None = None
         #: The model of the last model-based suggestion, for :meth:`final_means`.
         self._posterior: FittedPosterior | None = None
         self._warned: set[str] = set()
@@ -596,9 +599,14 @@ class ModelBasedSearcher:
         ``total`` counts observations before the data cap, so refits continue beyond the cap.
         """
         if not refit:
+            if self._last_model is not None and self._last_model[1] is self._warm_start:
+                model = self._last_model[0]  # its hyperparameters are the kept ones
+                model.set_train_data(train_x, train_y.squeeze(-1), strict=False)
+                return model
             model = build_model(train_x, train_y, self.options.kernel)
             if apply_hyperparameters(model, self._warm_start):
-                return model.eval()
+                self._last_model = (model.eval(), self._warm_start)
+                return model
         fit_x, fit_y = (train_x, train_y) if fit_rows is None else (train_x[fit_rows], train_y[fit_rows])
         last_error: Exception | None = None
         for attempt in range(FIT_ATTEMPTS):
@@ -611,11 +619,11 @@ class ModelBasedSearcher:
                 continue
             self._warm_start = hyperparameters(model)
             self._fitted_size = total
-            if fit_rows is None:
-                return model
-            model = build_model(train_x, train_y, self.options.kernel)
-            apply_hyperparameters(model, self._warm_start)
-            return model.eval()
+            if fit_rows is not None:
+                model = build_model(train_x, train_y, self.options.kernel)
+                apply_hyperparameters(model, self._warm_start)
+            self._last_model = (model.eval(), self._warm_start)
+            return model
         raise RuntimeError(f"GP fit failed {FIT_ATTEMPTS} times") from last_error
 
 

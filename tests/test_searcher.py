@@ -250,3 +250,19 @@ def test_a_range_holding_few_doubles_is_used_up_without_repeating_a_configuratio
         seen.add(config["x"])
         records.append(TrialRecord(config, {1: float(step % 7)}, name=str(step)))
     assert 1 < len(seen) <= 34
+
+
+def test_a_kept_model_given_new_data_suggests_what_a_new_model_would() -> None:
+    """Between hyperparameter fits the searcher gives its last GP the new data instead of
+    building the modules again; its suggestions must be those of a GP built afresh each time."""
+    kept = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, random_fraction=0.0, seed=5)
+    rebuilt = ModelBasedSearcher(SPACE, max_resource=27, levels=LEVELS, random_fraction=0.0, seed=5)
+    records = history(60, seed=5)
+    models = []
+    for _ in range(4):  # a trial more each time: under the 10% of new data that refits
+        rebuilt._last_model = None
+        config = kept.suggest(records)
+        assert rebuilt.suggest(records) == config
+        models.append(kept._last_model[0])
+        records.append(TrialRecord(config, {1: curve(config, 1)}))
+    assert models[1] is models[2] is models[3]  # the kept GP answered: the test saw that path
