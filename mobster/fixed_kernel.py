@@ -33,6 +33,9 @@ SQRT5 = math.sqrt(5.0)
 #: Resource pairs up to which :meth:`FixedKernel._terms_table` computes every pair's terms
 #: instead of those of the distinct values (a few rung levels) and gathering them.
 SMALL_RESOURCE_TABLE = 4096
+#: Runs of one resource among the training rows up to which :meth:`FixedKernel.gram` applies the
+#: resource terms run by run (a few rung levels; beyond, a slice per pair costs more than a gather).
+MAX_GRAM_BLOCKS = 16
 
 
 class FixedKernel:
@@ -103,6 +106,17 @@ class FixedKernel:
         if not self.separable:
             return k_x
         r = self.train_x[:, -1]
+        values, counts = torch.unique_consecutive(r, return_counts=True)
+        if len(values) <= MAX_GRAM_BLOCKS:
+            # Runs of one resource (ConditionedGP sorts the rows by resource): the terms are
+            # one number per pair of runs, applied to each rectangle without gathering n x n tables.
+            factor, added = self.resource_terms(values.unsqueeze(-1), values.unsqueeze(-2))
+            ends = torch.cumsum(counts, 0).tolist()
+            runs = list(zip([0, *ends[:-1]], ends))
+            for i, (top, bottom) in enumerate(runs):
+                for j, (left, right) in enumerate(runs):
+                    k_x[top:bottom, left:right].mul_(factor[i, j]).add_(added[i, j])
+            return k_x
         factor, added = self._terms_table(r, r)
         return k_x.mul_(factor).add_(added)  # in place: k_x is this call's own
 

@@ -241,6 +241,9 @@ def test_fixed_kernel_computes_what_the_fitted_modules_compute(kernel):
     at_full = as_inputs(rng.random((9, 2)), np.full(9, 27.0), 27)
     anywhere = as_inputs(rng.random((9, 2)), rng.uniform(1.0, 27.0, 9), 27)
     assert torch.allclose(fixed.gram(), modules(train_x, train_x), atol=1e-12)
+    in_runs = train_x[torch.argsort(train_x[:, -1], stable=True)]  # runs of one resource: by rectangles
+    gram_in_runs = FixedKernel(model.covar_module, model.mean_module, in_runs).gram()
+    assert torch.allclose(gram_in_runs, modules(in_runs, in_runs), atol=1e-12)
     for points in (at_rungs, at_full, anywhere):
         assert torch.allclose(fixed.train_columns(points), modules(train_x, points), atol=1e-12)
         assert torch.allclose(fixed(points, anywhere), modules(points, anywhere), atol=1e-12)
