@@ -52,6 +52,7 @@ class FantasizedModel(Model):
         self.num_fantasies = num_fantasies if len(pending_x) else 1
         gp = self.data_posterior
         self._resource_cache: dict[tuple[float, ...], tuple[torch.Tensor, ...]] = {}
+        self._whitened_added: dict[tuple[float, ...], torch.Tensor] = {}  # see _whitened_by_blocks
         with torch.no_grad():
             self.pending_x = pending_x
             self._weights = torch.zeros(0, self.num_fantasies, dtype=gp.chol.dtype, device=gp.chol.device)
@@ -130,7 +131,7 @@ class FantasizedModel(Model):
         prior_mean, prior_variance, train_factor, train_added, pending_factor, pending_added = self._prior_at_resources(resources)
         k_train = self.kernel.config_kernel(features, self.data_posterior.train_x)  # b x n
         if not k_train.requires_grad and self._blocks_cost(g) < BLOCKS_WORTH_IT:
-            whitened = self._whitened_by_blocks(k_train, resources)
+            whitened = self._whitened_by_blocks(k_train, resources, train_factor, train_added)
         else:
             # Each configuration's g columns side by side: (b, g, n) is k(D, x)^T, column-major.
             columns = torch.addcmul(train_added, k_train.unsqueeze(1), train_factor).reshape(b * g, -1).T
@@ -148,16 +149,17 @@ class FantasizedModel(Model):
     def _blocks_cost(self, g: int) -> float:
         """The triangular solves of :meth:`_whitened_by_blocks` as a share of those of the
         direct path (``g`` resources): ``sum over blocks of (n - start)^2`` against ``g n^2``."""
-        starts = self.data_posterior.block_starts
         n = len(self.data_posterior.train_x)
-        return sum((n - start) ** 2 for start in starts) / (g * n * n)
+        return sum((n - start) ** 2 for start, _ in self.kernel.train_runs) / (g * n * n)
 
-    def _whitened_by_blocks(self, k_train: torch.Tensor, resources: tuple[float, ...]) -> torch.Tensor:
+    def _whitened_by_blocks(
+        self, k_train: torch.Tensor, resources: tuple[float, ...], train_factor: torch.Tensor, train_added: torch.Tensor
+    ) -> torch.Tensor:
         """``L^-1 k(D, x)`` of every configuration at each of ``resources``: ``n x bg`` (column
         ``i g + j``: configuration ``i`` at resource ``j``), the direct path's numbers.
 
         The kernel is ``k_x * factor(r, r_i) + added(r, r_i)`` and the training rows come in
-        blocks of one resource (:class:`~mobster.posterior.ConditionedGP`), so a column is
+        runs of one resource (``FixedKernel.train_runs``), so a column is
         ``added_r + sum over blocks B of factor(r, r_B) * (k_x restricted to B)``. ``L^-1`` of the
         ``added`` part is one solve per resource for every configuration; ``L^-1`` of ``k_x``
         restricted to a block starting at row ``s`` is zero above ``s`` (``L`` is lower
@@ -165,15 +167,12 @@ class FantasizedModel(Model):
         sort first: a fraction of the ``g`` full solves per configuration of the direct path.
         """
         gp = self.data_posterior
-        n, b, g = len(gp.train_x), k_train.shape[0], len(resources)
-        _, _, train_factor, train_added, _, _ = self._prior_at_resources(resources)
-        key = ("added", *resources)
-        if key not in self._resource_cache:  # L^-1 added(D, r): n x g, once per acquisition
-            self._resource_cache[key] = (torch.linalg.solve_triangular(gp.chol, train_added.T.contiguous(), upper=False),)
-        (whitened_added,) = self._resource_cache[key]
+        n, b = len(gp.train_x), k_train.shape[0]
+        if resources not in self._whitened_added:  # L^-1 added(D, r): n x g, once per acquisition
+            self._whitened_added[resources] = torch.linalg.solve_triangular(gp.chol, train_added.T.contiguous(), upper=False)
+        whitened_added = self._whitened_added[resources]
         whitened = None
-        ends = [*gp.block_starts[1:], n]
-        for start, end in zip(gp.block_starts, ends):
+        for start, end in self.kernel.train_runs:
             pause_point()  # where a background computation steps aside (mobster.yielding)
             # The block's rows of k_x, zero below: column-major, solved in place.
             right = k_train.new_zeros(b, n - start)
@@ -185,7 +184,7 @@ class FantasizedModel(Model):
                 whitened = torch.addcmul(whitened_added.unsqueeze(1), solved, factor)
             else:
                 whitened[start:].addcmul_(solved, factor)
-        return whitened.reshape(n, b * g)
+        return whitened.reshape(n, -1)
 
     def posterior(self, X: torch.Tensor, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs) -> GPyTorchPosterior:
         if X.dim() < 3 or X.shape[-3] != 1 or X.shape[-2] != 1:

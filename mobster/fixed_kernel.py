@@ -73,6 +73,12 @@ class FixedKernel:
             self.train_x = train_x
             self._train_scaled = self._scaled(train_x)
             self._train_norm = self._train_scaled.square().sum(-1)
+            values, counts = torch.unique_consecutive(train_x[:, -1], return_counts=True)
+            ends = torch.cumsum(counts, 0).tolist()
+            #: Runs of consecutive training rows with one resource, ``(first row, end row)``: a
+            #: few blocks when the rows are sorted by resource (:class:`~mobster.posterior.ConditionedGP`).
+            self.train_runs: list[tuple[int, int]] = list(zip([0, *ends[:-1]], ends))
+            self._run_resources = values
 
     # ----- any inputs -------------------------------------------------------------------------
 
@@ -105,18 +111,16 @@ class FixedKernel:
         k_x = self._matern(squared)
         if not self.separable:
             return k_x
-        r = self.train_x[:, -1]
-        values, counts = torch.unique_consecutive(r, return_counts=True)
-        if len(values) <= MAX_GRAM_BLOCKS:
-            # Runs of one resource (ConditionedGP sorts the rows by resource): the terms are
-            # one number per pair of runs, applied to each rectangle without gathering n x n tables.
+        if len(self.train_runs) <= MAX_GRAM_BLOCKS:
+            # The terms are one number per pair of runs, applied to each rectangle without
+            # gathering n x n tables.
+            values = self._run_resources
             factor, added = self.resource_terms(values.unsqueeze(-1), values.unsqueeze(-2))
-            ends = torch.cumsum(counts, 0).tolist()
-            runs = list(zip([0, *ends[:-1]], ends))
-            for i, (top, bottom) in enumerate(runs):
-                for j, (left, right) in enumerate(runs):
+            for i, (top, bottom) in enumerate(self.train_runs):
+                for j, (left, right) in enumerate(self.train_runs):
                     k_x[top:bottom, left:right].mul_(factor[i, j]).add_(added[i, j])
             return k_x
+        r = self.train_x[:, -1]
         factor, added = self._terms_table(r, r)
         return k_x.mul_(factor).add_(added)  # in place: k_x is this call's own
 

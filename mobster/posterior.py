@@ -40,13 +40,10 @@ class ConditionedGP:
             parameter.requires_grad_(False)
         with torch.no_grad():
             # Rows in order of resource (stable; the posterior does not depend on their order):
-            # each resource's rows form one block, which the acquisition's solves exploit
-            # (FantasizedModel.moments_at_resources).
+            # each resource's rows form one run (``kernel.train_runs``), which the Gram matrix
+            # and the acquisition's solves exploit (FantasizedModel.moments_at_resources).
             order = torch.argsort(model.train_inputs[0][:, -1], stable=True)
             self.train_x = model.train_inputs[0][order]
-            _, counts = torch.unique_consecutive(self.train_x[:, -1], return_counts=True)
-            #: First row of each block of rows with one resource, in order.
-            self.block_starts: list[int] = [0, *torch.cumsum(counts, 0)[:-1].tolist()]
             #: The kernel and prior mean at the fitted hyperparameters (``kernel(x1, x2)``, ``kernel.mean(x)``).
             self.kernel = FixedKernel(model.covar_module, model.mean_module, self.train_x)
             self.noise = model.likelihood.noise.squeeze().detach()

@@ -295,7 +295,7 @@ def test_pool_moments_by_blocks_of_one_resource_match_the_direct_solves(kernel, 
         model = fit_model(build_model(train_x, train_y, kernel))
         gp = ConditionedGP(model)
         assert torch.equal(gp.train_x[:, -1], gp.train_x[:, -1].sort().values)
-        assert len(gp.block_starts) == len(np.unique(resources_of_rows))
+        assert len(gp.kernel.train_runs) == len(np.unique(resources_of_rows))
         queries = as_inputs(rng.random((7, 2)), rng.choice([1.0, 3.0, 9.0, 27.0], 7), 27)
         with torch.no_grad():
             assert torch.allclose(gp.mean(queries), model.posterior(queries).mean.squeeze(-1), atol=1e-8)
