@@ -310,13 +310,11 @@ def test_pool_moments_by_blocks_of_one_resource_match_the_direct_solves(kernel, 
             monkeypatch.setattr(fantasy, "BLOCKS_WORTH_IT", 0.0)
             direct = model_with_pending.moments_at_resources(features, resources)
         assert by_blocks[0].shape == direct[0].shape == (200, 3, 6)
-        # Two exact solves agree to about cond(K) * eps in floating point; a fit whose noise
-        # reaches its floor makes K ill-conditioned (cond ~1e11 on rung data), a wrong block
-        # would be off by the moments' own size (~0.1 to 1).
-        with torch.no_grad():
-            covariance = model.covar_module(train_x).to_dense() + model.likelihood.noise * torch.eye(len(train_x))
-            eigenvalues = torch.linalg.eigvalsh(covariance)
-        tolerance = 1e-10 + float(eigenvalues.max() / eigenvalues.min()) * torch.finfo(torch.float64).eps
+        # Two exact solves agree to about cond(K) * eps in floating point, K = L L^T the matrix
+        # both solve with; a fit whose noise reaches its floor makes K ill-conditioned (cond
+        # ~1e11 on rung data), a wrong block would be off by the moments' own size (~0.1 to 1).
+        condition = float(torch.linalg.cond(model_with_pending.data_posterior.chol)) ** 2
+        tolerance = 1e-10 + condition * torch.finfo(torch.float64).eps
         assert tolerance < 1e-3  # the comparison still separates rounding from a wrong solve
         for blocks_moment, direct_moment in zip(by_blocks, direct):
             assert torch.allclose(blocks_moment, direct_moment, rtol=0.0, atol=tolerance)
