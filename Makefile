@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 # torch goes first and pinned: 2.13.0 is a CPU build; an unpinned torch pulls a multi-GB CUDA build.
-$(STAMP): pyproject.toml Makefile
+# constraints.txt holds the rest of the environment at the versions the tests last passed with.
+$(STAMP): pyproject.toml Makefile constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[optuna,dashboard,tune,bench,dev]"
+	$(PY) -m pip install -q -e ".[optuna,dashboard,tune,bench,dev]" -c constraints.txt
 	touch $(STAMP)
 
 demo: setup
