@@ -9,7 +9,8 @@ block's target, over the seeds both methods ran in that block::
     python -m benchmarks.pooled --against ref-mobster \\
         --folders benchmarks/results benchmarks/results/more-seeds
 
-Below the table, per group of benchmarks (the real tables, LCBench's tuning and evaluation
+Each ratio comes with its 90% bootstrap interval over the pooled runs (each run's time taken
+against its own block's target), as the report's intervals are. Below the table, per group of benchmarks (the real tables, LCBench's tuning and evaluation
 tasks), how many are at or below :data:`LEVEL` times the other method's time.
 """
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from benchmarks import report
 from benchmarks.methods import BASELINE
+from benchmarks.protocol import ratio_interval
 from benchmarks.suite import task_group
 
 #: The ratio to the other method that counts as clearly ahead of it in the group summary.
@@ -44,6 +46,9 @@ class Pooled:
     #: Share of (our run, their run) pairs of a block in which ours reaches the target first
     #: (ties count half), averaged over the blocks weighted by their seeds.
     ours_first: float
+    #: The 90% bootstrap interval of :attr:`ratio` over the pooled runs (``inf`` where ours'
+    #: median is never in a resample, ``0`` where only theirs is); ``nan`` when not computed.
+    interval: tuple[float, float] = (math.nan, math.nan)
 
     @property
     def ratio(self) -> float:
@@ -82,6 +87,7 @@ def pooled(blocks: Sequence[Sequence[report.Run]], table: str, ours: str, theirs
         first += report.earlier_share([a[s] for s in seeds], [b[s] for s in seeds]) * len(seeds)
     if not mine:
         return None
+    spread = ratio_interval(mine, other)
     return Pooled(
         table=table,
         seeds=len(mine),
@@ -90,22 +96,29 @@ def pooled(blocks: Sequence[Sequence[report.Run]], table: str, ours: str, theirs
         ours_reached=sum(math.isfinite(t) for t in mine),
         theirs_reached=sum(math.isfinite(t) for t in other),
         ours_first=first / len(mine),
+        interval=(spread.low, spread.high),
     )
 
 
 def format_rows(rows: Sequence[Pooled], ours: str, theirs: str) -> str:
     """A Markdown table of pooled comparisons."""
     lines = [
-        f"| table | seeds | {ours}: time to target (s) | {theirs} | ratio | reached: {ours} / {theirs} | P({ours} first) |",
+        f"| table | seeds | {ours}: time to target (s) | {theirs} | ratio [90%] | reached: {ours} / {theirs} | P({ours} first) |",
         "|---|---:|---:|---:|---:|---|---:|",
     ]
     for row in rows:
-        ratio = "n/a" if math.isnan(row.ratio) else "inf" if math.isinf(row.ratio) else f"{row.ratio:.2f}x"
+        ratio = "n/a" if math.isnan(row.ratio) else _times(row.ratio)
+        if not any(math.isnan(end) for end in row.interval):
+            ratio += f" [{_times(row.interval[0])}, {_times(row.interval[1])}]"
         lines.append(
             f"| {row.table} | {row.seeds} | {row.ours_median:,.0f} | {row.theirs_median:,.0f} | {ratio} | "
             f"{row.ours_reached} / {row.theirs_reached} | {row.ours_first:.2f} |"
         )
     return "\n".join(lines)
+
+
+def _times(ratio: float) -> str:
+    return "inf" if math.isinf(ratio) else f"{ratio:.2f}x"
 
 
 def format_groups(rows: Sequence[Pooled], ours: str, theirs: str) -> str:

@@ -207,10 +207,10 @@ def test_earlier_share_counts_pairs_and_ties_half() -> None:
     assert math.isnan(report.earlier_share([], [1.0]))
 
 
-def _stored_run(method: str, seed: int, completions: list[tuple[float, float]]) -> dict[str, Any]:
+def _stored_run(method: str, seed: int, completions: list[tuple[float, float]], table: str = "t") -> dict[str, Any]:
     """The fields of a stored run that the figures of merit read: (time, error) completions."""
     return {
-        "table": "t",
+        "table": table,
         "method": method,
         "seed": seed,
         "workers": 4,
@@ -242,7 +242,33 @@ def test_pooled_takes_each_block_against_its_own_target_over_shared_seeds(tmp_pa
     assert row.ours_first == pytest.approx(0.75)
     assert pooled.pooled(blocks, "t", "mobster", "tpe-hyperband") is None
     pooled.main(["--folders", str(first), str(second)])
-    assert "| t | 3 | 100 | 200 | 0.50x | 2 / 2 | 0.75 |" in capsys.readouterr().out
+    # Pooled times: ours 100, 10, inf; theirs 200, 20, inf. Resamples of three runs can hold
+    # two infs (median never) on either side, so the interval runs from 0 to inf and holds 0.5.
+    low, high = row.interval
+    assert (low, high) == (0.0, math.inf)
+    out = capsys.readouterr().out
+    assert "| t | 3 | 100 | 200 | 0.50x [0.00x, inf] | 2 / 2 | 0.75 |" in out
+
+
+def test_pooled_interval_brackets_the_ratio_and_narrows_when_every_run_agrees(tmp_path: Any) -> None:
+    from benchmarks import pooled
+
+    # ASHA finals all 0.5: the target. Ours reaches it at 50 s in every run, theirs at 100 s:
+    # every resample gives 0.5x.
+    report.save_runs(tmp_path, [_stored_run("asha", s, [(9.0, 0.5)]) for s in range(8)])
+    report.save_runs(tmp_path, [_stored_run("mobster", s, [(50.0, 0.4)]) for s in range(8)])
+    report.save_runs(tmp_path, [_stored_run("ref-mobster", s, [(100.0, 0.4)]) for s in range(8)])
+    # Theirs varies on a second table: 40 to 320 s; ours 100 s throughout.
+    report.save_runs(tmp_path, [_stored_run("asha", s, [(9.0, 0.5)], table="u") for s in range(8)])
+    report.save_runs(tmp_path, [_stored_run("mobster", s, [(100.0, 0.4)], table="u") for s in range(8)])
+    report.save_runs(tmp_path, [_stored_run("ref-mobster", s, [(40.0 * (s + 1), 0.4)], table="u") for s in range(8)])
+    blocks = [report.load_runs(tmp_path)]
+    agreeing = pooled.pooled(blocks, "t", "mobster", "ref-mobster")
+    assert agreeing is not None and agreeing.interval == (0.5, 0.5)
+    varying = pooled.pooled(blocks, "u", "mobster", "ref-mobster")
+    assert varying is not None
+    low, high = varying.interval
+    assert low < varying.ratio < high and 100 / 320 <= low and high <= 100 / 40
 
 
 def test_pooled_groups_count_benchmarks_at_the_level_and_undefined_ratios_by_who_reached() -> None:
