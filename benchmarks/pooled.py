@@ -10,8 +10,9 @@ block's target, over the seeds both methods ran in that block::
         --folders benchmarks/results benchmarks/results/more-seeds
 
 Each ratio comes with its 90% bootstrap interval over the pooled runs (each run's time taken
-against its own block's target), as the report's intervals are. Below the table, per group of benchmarks (the real tables, LCBench's tuning and evaluation
-tasks), how many are at or below :data:`LEVEL` times the other method's time.
+against its own block's target), resampled as the report's intervals are. Below the table, per
+group of benchmarks (the real tables, LCBench's tuning and evaluation tasks), how many are at or
+below :data:`LEVEL` times the other method's time.
 """
 
 from __future__ import annotations
