@@ -108,18 +108,14 @@ def format_rows(rows: Sequence[Pooled], ours: str, theirs: str) -> str:
         "|---|---:|---:|---:|---:|---|---:|",
     ]
     for row in rows:
-        ratio = "n/a" if math.isnan(row.ratio) else _times(row.ratio)
+        ratio = report.format_ratio(row.ratio)
         if not any(math.isnan(end) for end in row.interval):
-            ratio += f" [{_times(row.interval[0])}, {_times(row.interval[1])}]"
+            ratio += f" [{report.format_ratio(row.interval[0])}, {report.format_ratio(row.interval[1])}]"
         lines.append(
             f"| {row.table} | {row.seeds} | {row.ours_median:,.0f} | {row.theirs_median:,.0f} | {ratio} | "
             f"{row.ours_reached} / {row.theirs_reached} | {row.ours_first:.2f} |"
         )
     return "\n".join(lines)
-
-
-def _times(ratio: float) -> str:
-    return "inf" if math.isinf(ratio) else f"{ratio:.2f}x"
 
 
 def format_groups(rows: Sequence[Pooled], ours: str, theirs: str) -> str:
