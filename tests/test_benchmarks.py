@@ -317,6 +317,21 @@ def test_model_check_ranks_unseen_configurations_far_better_than_chance() -> Non
         assert result.top_percentile < 0.2
 
 
+def test_probe_check_measures_skill_on_few_configurations_and_rejects_too_few() -> None:
+    from benchmarks.model_check import probe_check
+
+    table = load_table("kernel_sgd_digits")
+    result = probe_check(table, 30, 0, probes=10, draws=20)
+    assert result.model.shape == result.first_rung.shape == (20,)
+    assert np.all(np.abs(result.model) <= 1) and np.all(np.abs(result.first_rung) <= 1)
+    # On this table both the model and the first rung rank configurations well (about 0.7 over
+    # the whole table); ten probes scatter around that, far from chance.
+    assert np.median(result.model) > 0.4 and np.median(result.first_rung) > 0.4
+    assert len(set(result.model.round(6))) > 5  # different draws, different estimates
+    with pytest.raises(ValueError, match="probes must be >= 3"):
+        probe_check(table, 30, 0, probes=2)
+
+
 def test_scale_benchmark_measures_the_core_and_times_callbacks() -> None:
     from benchmarks import scale
 
