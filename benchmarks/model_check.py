@@ -121,7 +121,10 @@ def probe_check(table: Table, size: int, seed: int, probes: int, draws: int = 50
 
 
 def _print_probes(tables: list[str], sizes: list[int], probe_counts: list[int], repeats: int) -> None:
-    print("| table | configurations seen | probes | model: median [10%, 90%] | P(model > 0.5) | first rung: median | P(model > first rung) |")
+    print(
+        "| table | configurations seen | probes | model: median [10%, 90%] | P(model > 0.5) "
+        "| first rung: median | P(model > first rung) |"
+    )
     print("|---|---:|---:|---|---:|---:|---:|")
     for name in tables:
         table = load_table(name)
