@@ -58,9 +58,8 @@ class ModelCheck:
 
 @dataclass(frozen=True)
 class ProbeCheck:
-    """Rank correlations with the final errors over many draws of ``probes`` unseen configurations."""
+    """Rank correlations with the final errors over many draws of a few unseen configurations."""
 
-    probes: int
     model: np.ndarray
     first_rung: np.ndarray
 
@@ -117,7 +116,7 @@ def probe_check(table: Table, size: int, seed: int, probes: int, draws: int = 50
         model.append(spearmanr(predicted[pick], final).statistic)
         first_rung.append(spearmanr(first, final).statistic)
     # A draw whose final errors all tie has no correlation: count it as no skill.
-    return ProbeCheck(probes, np.nan_to_num(np.asarray(model)), np.nan_to_num(np.asarray(first_rung)))
+    return ProbeCheck(np.nan_to_num(np.asarray(model)), np.nan_to_num(np.asarray(first_rung)))
 
 
 def _print_probes(tables: list[str], sizes: list[int], probe_counts: list[int], repeats: int) -> None:
